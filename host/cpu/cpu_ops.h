@@ -1,0 +1,51 @@
+// The CPU ops: the readable reference every CUDA op is tested against. Shapes are in the
+// geometry structs (splitconv/tensor.h); all tensors NCHW float32, weights OIHW / [out,in].
+#pragma once
+#include <cstdint>
+
+#include "splitconv/tensor.h"
+
+namespace splitconv::cpu {
+
+// Floats of scratch the conv ops need (im2col columns for one image).
+int64_t conv_workspace(const ConvGeom& g);
+
+// y[n,m,oh,ow] = b[m] + Σ_{c,i,j} w[m,c,i,j]·x[n,c,oh·s+i−pt, ow·s+j−pl]
+void conv_forward(const ConvGeom& g, const float* x, const float* w, const float* b, float* y,
+                  float* workspace);
+// dx = conv_transpose(dy, w)        (dx: n×c×h×w, overwritten)
+void conv_backward_data(const ConvGeom& g, const float* dy, const float* w, float* dx,
+                        float* workspace);
+// dw = Σ_n dy ⋆ x, db = Σ dy       (overwritten, not accumulated)
+void conv_backward_filter(const ConvGeom& g, const float* x, const float* dy, float* dw,
+                          float* db, float* workspace);
+
+void relu_forward(int64_t count, float* y);                        // in place
+void relu_backward(int64_t count, const float* y, float* dy);       // dy *= (y > 0)
+
+// argmax: index within the image's channel plane (h·w) of the chosen input, per output
+void maxpool_forward(const PoolGeom& g, const float* x, float* y, int32_t* argmax);
+void maxpool_backward(const PoolGeom& g, const float* dy, const int32_t* argmax, float* dx);
+
+void dense_forward(const DenseGeom& g, const float* x, const float* w, const float* b, float* y);
+// dx may be null (first layer); dw, db overwritten
+void dense_backward(const DenseGeom& g, const float* x, const float* w, const float* dy,
+                    float* dx, float* dw, float* db);
+
+// Fused, numerically stable softmax + sparse categorical cross-entropy over n rows of k
+// logits. Adds Σ loss and the number of correct arg-maxes to *loss_sum and *correct. When
+// dlogits is not null it receives (softmax − onehot)·grad_scale (grad_scale = 1/batch).
+void softmax_xent(int n, int k, const float* logits, const uint8_t* labels, float* dlogits,
+                  float grad_scale, double* loss_sum, int64_t* correct);
+// probabilities of n rows of k logits
+void softmax(int n, int k, const float* logits, float* probs);
+
+// θ ← θ − lr_t·m/(√v + ε) after m ← β1 m + (1−β1) g, v ← β2 v + (1−β2) g²
+void adam(int64_t count, float* p, const float* g, float* m, float* v, float lr_t, float beta1,
+          float beta2, float eps);
+
+// Builds a normalised batch (pixels/255) from uint8 images: x[i] = images[order[i]]
+void gather_batch(const uint8_t* images, int64_t image_size, const int32_t* order, int count,
+                  float* x);
+
+}  // namespace splitconv::cpu

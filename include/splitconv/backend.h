@@ -1,0 +1,96 @@
+// The backend interface: what the trainer drives. A backend owns its memory (planned once),
+// its copy of the data and the whole training step; it knows nothing of files or printing.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "splitconv/data.h"
+#include "splitconv/model.h"
+
+namespace splitconv {
+
+enum class Split { Train, Test };
+
+struct Hyper {  // Adam in Keras's form (DESIGN.md)
+  float lr = 1e-3f, beta1 = 0.9f, beta2 = 0.999f, eps = 1e-7f;
+};
+
+struct Metrics {  // sums over images
+  double loss_sum = 0;   // sum of cross-entropies
+  int64_t correct = 0;
+  int64_t count = 0;
+  double loss() const { return count ? loss_sum / double(count) : 0.0; }
+  double accuracy() const { return count ? double(correct) / double(count) : 0.0; }
+};
+
+struct BackendOptions {
+  std::string conv_impl = "auto";  // auto | cudnn | own (CUDA only)
+  bool tf32 = false;               // CUDA only: allow TF32 tensor-core math
+  bool verbose = false;            // record per-layer choices in choices()
+  int threads = 0;                 // CPU only: 0 = all cores
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual std::string name() const = 0;         // "cpu" or "cuda"
+  virtual std::string description() const = 0; // e.g. "CPU, 2 threads" or "NVIDIA H100 (sm_90)"
+
+  // Plans and allocates all memory for `model` with at most `max_batch` images a step.
+  virtual void plan(const Model& model, int max_batch) = 0;
+  // Copies a data split into backend memory (uint8, normalised when a batch is gathered).
+  virtual void upload(Split split, const ImageSet& set) = 0;
+
+  // Parameters and Adam state as flat buffers of Model::param_floats floats.
+  virtual void set_parameters(std::span<const float> params) = 0;
+  virtual void get_parameters(std::span<float> params) = 0;
+  virtual void set_moments(std::span<const float> m, std::span<const float> v) = 0;
+  virtual void get_moments(std::span<float> m, std::span<float> v) = 0;
+
+  // The epoch's order of training images (indices into the uploaded train split).
+  virtual void set_order(std::span<const int32_t> order) = 0;
+  // One step on images order[begin, begin+count): forward, loss, backward, Adam step t (1-based).
+  virtual void train_step(int64_t begin, int count, int64_t t, const Hyper& hyper) = 0;
+  // Loss and accuracy summed over the steps since the last reset.
+  virtual Metrics train_metrics() = 0;
+  virtual void reset_train_metrics() = 0;
+
+  // Loss and accuracy over the first `limit` images of a split (all when limit <= 0).
+  virtual Metrics evaluate(Split split, int64_t limit = 0) = 0;
+  // Class probabilities, N×classes, of images given here (not uploaded).
+  virtual void predict(const ImageSet& images, std::span<float> probabilities) = 0;
+
+  // Per-layer implementation choices, e.g. {"conv3: cudnn (algo 1)"}.
+  virtual std::vector<std::string> choices() const { return {}; }
+};
+
+// The only place that knows whether CUDA exists. device: "cpu", "cuda" or "auto" (CUDA when a
+// device is present, else the CPU). Throws InputError for an unknown name, Error when "cuda"
+// is asked for and there is none.
+std::unique_ptr<Backend> make_backend(const std::string& device, const BackendOptions& opts);
+
+struct DeviceInfo {
+  int index = 0;
+  std::string name;
+  int major = 0, minor = 0;
+  int64_t memory_bytes = 0;
+  int multiprocessors = 0;
+};
+
+struct CudaStatus {
+  bool compiled = false;            // built with the CUDA backend
+  std::string why_none;             // empty when devices were found
+  std::vector<DeviceInfo> devices;
+  std::string cudnn_version, cublas_version, runtime_version, driver_version;
+};
+// Lists CUDA devices; any error from the runtime reads as "no device" with its message.
+CudaStatus cuda_status();
+
+// Implemented by the CUDA backend, or by a stub that says it was not built.
+std::unique_ptr<Backend> make_cuda_backend(const BackendOptions& opts);
+std::unique_ptr<Backend> make_cpu_backend(const BackendOptions& opts);
+
+}  // namespace splitconv

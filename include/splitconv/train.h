@@ -1,0 +1,67 @@
+// The trainer: epochs of shuffled batches on a backend, Keras's defaults (DESIGN.md).
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "splitconv/backend.h"
+#include "splitconv/model.h"
+
+namespace splitconv {
+
+struct TrainOptions {
+  int epochs = 5;
+  int batch = 32;
+  Hyper hyper;
+  uint64_t seed = 0;
+};
+
+struct EpochReport {
+  int epoch = 0;  // 1-based
+  double loss = 0, train_accuracy = 0, test_accuracy = 0, test_loss = 0, seconds = 0;
+};
+
+struct TrainReport {
+  std::vector<EpochReport> epochs;
+  double test_accuracy = 0, train_seconds = 0, images_per_second = 0;
+  int64_t steps = 0, images = 0;
+};
+
+// Optimizer state that a resumable checkpoint carries.
+struct TrainState {
+  std::vector<float> params, m, v;  // Model::param_floats each (m, v empty: fresh optimizer)
+  int64_t step = 0;                 // Adam steps taken
+  int epoch = 0;                    // epochs completed
+};
+
+struct Progress {
+  int epoch = 0, epochs = 0;
+  int64_t step = 0, steps = 0;      // within the epoch
+  Metrics running;
+  double seconds = 0, eta_seconds = 0, images_per_second = 0;
+  bool epoch_done = false;
+  EpochReport report;               // valid when epoch_done
+};
+
+class Trainer {
+ public:
+  // The backend must be planned for the model; the trainer uploads nothing itself.
+  Trainer(const Model& model, Backend& backend, TrainOptions opts);
+  // Fresh Glorot weights from the seed, or a state to resume or fine-tune from.
+  void initialise();
+  void load_state(const TrainState& state);
+  TrainState state();
+  // Runs the remaining epochs (opts.epochs counts from epoch 0). `train_count` is the number
+  // of uploaded training images. The callback sees progress every few steps and each epoch.
+  TrainReport run(int64_t train_count, const std::function<void(const Progress&)>& progress = {});
+
+ private:
+  const Model& model_;
+  Backend& backend_;
+  TrainOptions opts_;
+  int64_t step_ = 0;
+  int epoch_ = 0;
+};
+
+}  // namespace splitconv
