@@ -1,0 +1,19 @@
+// The only place that knows whether CUDA exists (STYLE.md, point 2).
+#include "splitconv/backend.h"
+#include "splitconv/error.h"
+
+namespace splitconv {
+
+std::unique_ptr<Backend> make_backend(const std::string& device, const BackendOptions& opts) {
+  if (device == "cpu") return make_cpu_backend(opts);
+  if (device != "cuda" && device != "auto")
+    throw InputError("--device: expected cpu, cuda or auto, got '" + device + "'");
+  CudaStatus st = cuda_status();
+  if (!st.devices.empty()) return make_cuda_backend(opts);
+  if (device == "cuda")
+    throw Error("--device cuda: " + (st.compiled ? "no CUDA device: " + st.why_none
+                                                  : std::string("this build has no CUDA backend")));
+  return make_cpu_backend(opts);
+}
+
+}  // namespace splitconv

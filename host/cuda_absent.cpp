@@ -1,0 +1,18 @@
+// Linked instead of cuda/ when the CUDA backend is not built.
+#include "splitconv/backend.h"
+#include "splitconv/error.h"
+
+namespace splitconv {
+
+CudaStatus cuda_status() {
+  CudaStatus st;
+  st.compiled = false;
+  st.why_none = "this build has no CUDA backend (configure with nvcc, cuDNN and cuBLAS present)";
+  return st;
+}
+
+std::unique_ptr<Backend> make_cuda_backend(const BackendOptions&) {
+  throw Error("this build has no CUDA backend");
+}
+
+}  // namespace splitconv

@@ -1,0 +1,76 @@
+// splitconv train MODEL: train on a dataset, report per epoch, save a checkpoint.
+#include <cstdio>
+
+#include "splitconv/checkpoint.h"
+#include "splitconv/error.h"
+#include "splitconv/spec.h"
+#include "train_common.h"
+
+namespace splitconv::cli {
+
+void add_train(CLI::App& app) {
+  auto* cmd = app.add_subcommand("train", "Train a model on MNIST or Fashion-MNIST");
+  static RunOptions o;
+  static std::string model_path, save_path, resume_path, init_path;
+  cmd->add_option("MODEL", model_path, "model spec (.net); optional with --resume or --init");
+  add_run_options(cmd, o, true);
+  cmd->add_option("--save", save_path, "save a checkpoint (weights and optimizer state)");
+  auto* resume = cmd->add_option("--resume", resume_path, "resume training from a checkpoint");
+  cmd->add_option("--init", init_path, "fine-tune from a checkpoint's weights (fresh optimizer)")
+      ->excludes(resume);
+  cmd->callback([] {
+    Model model;
+    TrainState start;
+    const TrainState* from = nullptr;
+    std::string ck_path = !resume_path.empty() ? resume_path : init_path;
+    if (!ck_path.empty()) {
+      Checkpoint ck = load_checkpoint(ck_path);
+      model = model_of(ck, ck_path);
+      if (!model_path.empty()) {
+        Model asked = build_model(load_spec(model_path));
+        if (format_spec(asked.spec) != format_spec(model.spec))
+          throw InputError(ck_path + ": its model spec differs from " + model_path);
+        model.spec.source = model_path;
+      }
+      start = ck.state;
+      if (!init_path.empty()) start.m.clear(), start.v.clear(), start.step = 0, start.epoch = 0;
+      else if (start.m.empty())
+        throw InputError(resume_path + ": holds no optimizer state to resume (use --init)");
+      from = &start;
+    } else {
+      if (model_path.empty()) throw InputError("train: a MODEL (or --resume/--init CK) is needed");
+      model = build_model(load_spec(model_path));
+    }
+    Dataset data = load_dataset(o.dataset, resolve_data_dir(o.data_dir));
+    RunResult r = train_model(model, data, o, from, model.spec.source);
+    std::printf("%s on %s (%s): test accuracy %.4f, %.1f s, %.0f images/s\n",
+                model.spec.source.c_str(), o.dataset.c_str(), r.description.c_str(),
+                r.report.test_accuracy, r.report.train_seconds, r.report.images_per_second);
+    if (!save_path.empty()) {
+      Checkpoint ck;
+      ck.spec_text = format_spec(model.spec);
+      ck.state = r.state;
+      ck.dataset = o.dataset;
+      save_checkpoint(save_path, model, ck);
+    }
+    if (!o.json_path.empty()) {
+      nlohmann::json j = {{"model", model.spec.source},
+                          {"dataset", o.dataset},
+                          {"device", r.device},
+                          {"device_description", r.description},
+                          {"params", model.total_params},
+                          {"macs", model.total_macs},
+                          {"batch", o.train.batch},
+                          {"seed", o.train.seed},
+                          {"train_images", std::min<int64_t>(o.limit ? o.limit : data.train.count, data.train.count)},
+                          {"epochs", epochs_json(r.report)},
+                          {"test_accuracy", r.report.test_accuracy},
+                          {"train_seconds", r.report.train_seconds},
+                          {"images_per_second", r.report.images_per_second},
+                          {"conv_impl", r.choices}};
+      write_json(o.json_path, j);
+    }
+  });
+}
+
+}  // namespace splitconv::cli

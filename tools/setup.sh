@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs what splitconv needs from Debian's packages (skipping what is present) and builds it.
+# Usage: tools/setup.sh [BUILD_DIR]   (default: build). Env: SPLITCONV_CUDA=AUTO|ON|OFF
+set -euo pipefail
+cd "$(dirname "$0")/.."
+build_dir=${1:-build}
+
+packages=(cmake ninja-build g++ pkg-config libeigen3-dev libcli11-dev nlohmann-json3-dev
+          zlib1g-dev libgtest-dev ca-certificates)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}" >&2
+  sudo=""
+  [[ $(id -u) -ne 0 ]] && sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+fi
+
+jobs=$(nproc 2>/dev/null || echo 2)
+cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+  -DSPLITCONV_CUDA="${SPLITCONV_CUDA:-AUTO}" >&2
+cmake --build "$build_dir" -j "$jobs" >&2
+echo "setup: built $build_dir/splitconv" >&2
