@@ -69,21 +69,22 @@ INSTANTIATE_TEST_SUITE_P(All, SplitRuleTable,
                                            RuleCase{7, 3, 64}, RuleCase{2, 10, 10},
                                            RuleCase{3, 2, 4}, RuleCase{5, 1, 1}));
 
-TEST(SplitRule, BoundaryWhereThumbAndExactDisagree) {
-  // The exact rule adds 1/(nc) to the thumb rule's bound, so it is the stricter; find a
-  // small layer where the two disagree and check which way.
-  bool found = false;
-  for (int n = 2; n <= 7 && !found; ++n)
-    for (int c = 1; c <= 8 && !found; ++c)
-      for (int m = 1; m <= 16 && !found; ++m) {
+TEST(SplitRule, ExactAndThumbAgreeForSquareKernelsAtFullRank) {
+  // n²c > nc + nm + 1 and nc(n−1) > nm differ only when nc(n−1) = nm + 1, but both sides of
+  // the thumb rule are multiples of n, so for n ≥ 2 the 1/(nc) term never flips a decision.
+  for (int n = 2; n <= 7; ++n)
+    for (int c = 1; c <= 12; ++c)
+      for (int m = 1; m <= 40; ++m) {
         auto a = analyze_split(conv_layer(n, n, c, m));
-        if (a.thumb_rule != a.exact_rule) {
-          found = true;
-          EXPECT_TRUE(a.thumb_rule) << "the exact rule is the stricter one";
-          EXPECT_FALSE(a.exact_rule);
-        }
+        ASSERT_EQ(a.thumb_rule, a.exact_rule) << "n=" << n << " c=" << c << " m=" << m;
       }
-  EXPECT_TRUE(found);
+  // With a smaller rank the bias terms can decide: K = 1, n = 2, c = 1, m = 1 costs
+  // P1 = 1·(2+1) + 1·(2+1) = 6 against P0 = 1·(4+1) = 5, while the weights alone tie (4 = 4).
+  auto a = analyze_split(conv_layer(2, 2, 1, 1), 1);
+  EXPECT_EQ(a.params_after, 6);
+  EXPECT_EQ(a.params_before, 5);
+  EXPECT_FALSE(a.exact_rule);
+  EXPECT_FALSE(a.thumb_rule);
 }
 
 TEST(SplitRule, RankAndNonSquareKernels) {

@@ -21,6 +21,6 @@ fi
 
 jobs=$(nproc 2>/dev/null || echo 2)
 cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=Release \
-  -DSPLITCONV_CUDA="${SPLITCONV_CUDA:-AUTO}" >&2
+  -DSPLITCONV_CUDA="${SPLITCONV_CUDA:-AUTO}" -DSPLITCONV_NATIVE="${SPLITCONV_NATIVE:-ON}" >&2
 cmake --build "$build_dir" -j "$jobs" >&2
 echo "setup: built $build_dir/splitconv" >&2
