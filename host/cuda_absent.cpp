@@ -16,3 +16,13 @@ std::unique_ptr<Backend> make_cuda_backend(const BackendOptions&) {
 }
 
 }  // namespace splitconv
+
+#include "splitconv/bench.h"
+
+namespace splitconv::gpu {
+
+std::string run_conv_split_bench(const SplitBenchArgs&) {
+  throw Error("bench kernel: this build has no CUDA backend");
+}
+
+}  // namespace splitconv::gpu

@@ -13,6 +13,7 @@ void add_analyze(CLI::App& app);
 void add_factorize(CLI::App& app);
 void add_data(CLI::App& app);
 void add_devices(CLI::App& app);
+void add_bench(CLI::App& app);
 void add_train(CLI::App& app);
 void add_compare(CLI::App& app);
 void add_evaluate(CLI::App& app);

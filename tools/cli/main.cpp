@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
   splitconv::cli::add_evaluate(app);
   splitconv::cli::add_data(app);
   splitconv::cli::add_devices(app);
+  splitconv::cli::add_bench(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

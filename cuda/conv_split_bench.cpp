@@ -1,0 +1,564 @@
+// `splitconv bench kernel`: the split-convolution kernels against cuDNN on one shape, in the
+// spirit of llm.c's dev/cuda: every variant is first checked against the CPU reference, then
+// timed with CUDA events; the table reports each against cuDNN measured in the same run.
+// Host code only (the kernels are in conv_split*.cu).
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "check.h"
+#include "conv_split.h"
+#include "cpu/cpu_ops.h"
+#include "ops.h"
+#include "splitconv/backend.h"
+#include "splitconv/error.h"
+#include "splitconv/random.h"
+
+namespace splitconv::gpu {
+namespace {
+
+// fp32 kernels against the fp32 CPU reference: differences are summation order only,
+// ~√(c·n)·2⁻²⁴ relative to the largest output. cuDNN may choose FFT or Winograd algorithms
+// (cudnnFind, as the backend does), whose transforms cost about a digit more.
+constexpr double kOwnTolerance = 1e-4;
+constexpr double kCudnnTolerance = 1e-3;
+constexpr size_t kMaxCudnnWorkspace = size_t(256) << 20;
+constexpr int kWarmups = 3;
+constexpr float kMinSampleMs = 0.5f;  // each timed sample repeats the call at least this long
+
+class CudnnHandle {
+ public:
+  explicit CudnnHandle(cudaStream_t s) {
+    CUDNN_CHECK(cudnnCreate(&h));
+    CUDNN_CHECK(cudnnSetStream(h, s));
+  }
+  ~CudnnHandle() { (void)cudnnDestroy(h); }
+  CudnnHandle(const CudnnHandle&) = delete;
+  CudnnHandle& operator=(const CudnnHandle&) = delete;
+  cudnnHandle_t h = nullptr;
+};
+
+class Stream {
+ public:
+  Stream() { CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking)); }
+  ~Stream() { (void)cudaStreamDestroy(s); }
+  Stream(const Stream&) = delete;
+  Stream& operator=(const Stream&) = delete;
+  cudaStream_t s = nullptr;
+};
+
+class Event {
+ public:
+  Event() { CUDA_CHECK(cudaEventCreate(&e)); }
+  ~Event() { (void)cudaEventDestroy(e); }
+  Event(const Event&) = delete;
+  Event& operator=(const Event&) = delete;
+  cudaEvent_t e = nullptr;
+};
+
+// One convolution planned through cuDNN's legacy API, float32 math (CUDNN_FMA_MATH), the
+// algorithms found by measuring (cudnnFind*), as the backend's cuDNN path does.
+class CudnnConvPlan {
+ public:
+  CudnnConvPlan(cudnnHandle_t h, const ConvGeom& g, bool backward);
+  ~CudnnConvPlan();
+  CudnnConvPlan(const CudnnConvPlan&) = delete;
+  CudnnConvPlan& operator=(const CudnnConvPlan&) = delete;
+
+  void forward(const float* x, const float* w, float* y, void* ws, size_t ws_bytes) const;
+  void backward_data(const float* dy, const float* w, float* dx, void* ws, size_t bytes) const;
+  void backward_filter(const float* x, const float* dy, float* dw, void* ws, size_t bytes) const;
+  size_t workspace = 0;
+
+ private:
+  cudnnHandle_t h_;
+  cudnnTensorDescriptor_t x_ = nullptr, y_ = nullptr;
+  cudnnFilterDescriptor_t w_ = nullptr;
+  cudnnConvolutionDescriptor_t conv_ = nullptr;
+  cudnnConvolutionFwdAlgo_t fwd_{};
+  cudnnConvolutionBwdDataAlgo_t bwd_data_{};
+  cudnnConvolutionBwdFilterAlgo_t bwd_filter_{};
+};
+
+template <class Perf>
+const Perf& fastest_fp32(const std::vector<Perf>& perf, int got, const char* what) {
+  for (int i = 0; i < got; ++i) {
+    const Perf& p = perf[size_t(i)];
+    if (p.status == CUDNN_STATUS_SUCCESS && p.memory <= kMaxCudnnWorkspace &&
+        p.mathType == CUDNN_FMA_MATH)
+      return p;
+  }
+  throw Error(std::string("bench kernel: cuDNN offers no float32 ") + what + " algorithm");
+}
+
+CudnnConvPlan::CudnnConvPlan(cudnnHandle_t h, const ConvGeom& g, bool backward) : h_(h) {
+  CUDNN_CHECK(cudnnCreateTensorDescriptor(&x_));
+  CUDNN_CHECK(cudnnCreateTensorDescriptor(&y_));
+  CUDNN_CHECK(cudnnCreateFilterDescriptor(&w_));
+  CUDNN_CHECK(cudnnCreateConvolutionDescriptor(&conv_));
+  CUDNN_CHECK(
+      cudnnSetTensor4dDescriptor(x_, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, g.n, g.c, g.h, g.w));
+  CUDNN_CHECK(
+      cudnnSetTensor4dDescriptor(y_, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, g.n, g.m, g.oh, g.ow));
+  CUDNN_CHECK(
+      cudnnSetFilter4dDescriptor(w_, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, g.m, g.c, g.kh, g.kw));
+  CUDNN_CHECK(cudnnSetConvolution2dDescriptor(conv_, g.pad_top, g.pad_left, 1, 1, 1, 1,
+                                              CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
+  CUDNN_CHECK(cudnnSetConvolutionMathType(conv_, CUDNN_FMA_MATH));
+  int on = 0, oc = 0, oh = 0, ow = 0;
+  CUDNN_CHECK(cudnnGetConvolution2dForwardOutputDim(conv_, x_, w_, &on, &oc, &oh, &ow));
+  if (on != g.n || oc != g.m || oh != g.oh || ow != g.ow)
+    throw Error("bench kernel: cuDNN computes another output shape for this convolution");
+
+  int count = 0, got = 0;
+  CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithmMaxCount(h, &count));
+  std::vector<cudnnConvolutionFwdAlgoPerf_t> fwd(size_t(std::max(count, 1)));
+  CUDNN_CHECK(cudnnFindConvolutionForwardAlgorithm(h, x_, w_, conv_, y_, count, &got, fwd.data()));
+  const auto& f = fastest_fp32(fwd, got, "forward");
+  fwd_ = f.algo;
+  workspace = f.memory;
+  if (!backward) return;
+  CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithmMaxCount(h, &count));
+  std::vector<cudnnConvolutionBwdDataAlgoPerf_t> bd(size_t(std::max(count, 1)));
+  CUDNN_CHECK(
+      cudnnFindConvolutionBackwardDataAlgorithm(h, w_, y_, conv_, x_, count, &got, bd.data()));
+  const auto& d = fastest_fp32(bd, got, "backward-data");
+  bwd_data_ = d.algo;
+  workspace = std::max(workspace, d.memory);
+  CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithmMaxCount(h, &count));
+  std::vector<cudnnConvolutionBwdFilterAlgoPerf_t> bf(size_t(std::max(count, 1)));
+  CUDNN_CHECK(
+      cudnnFindConvolutionBackwardFilterAlgorithm(h, x_, y_, conv_, w_, count, &got, bf.data()));
+  const auto& k = fastest_fp32(bf, got, "backward-filter");
+  bwd_filter_ = k.algo;
+  workspace = std::max(workspace, k.memory);
+}
+
+CudnnConvPlan::~CudnnConvPlan() {
+  (void)cudnnDestroyConvolutionDescriptor(conv_);
+  (void)cudnnDestroyFilterDescriptor(w_);
+  (void)cudnnDestroyTensorDescriptor(y_);
+  (void)cudnnDestroyTensorDescriptor(x_);
+}
+
+void CudnnConvPlan::forward(const float* x, const float* w, float* y, void* ws,
+                            size_t bytes) const {
+  const float one = 1.0f, zero = 0.0f;
+  CUDNN_CHECK(
+      cudnnConvolutionForward(h_, &one, x_, x, w_, w, conv_, fwd_, ws, bytes, &zero, y_, y));
+}
+
+void CudnnConvPlan::backward_data(const float* dy, const float* w, float* dx, void* ws,
+                                  size_t bytes) const {
+  const float one = 1.0f, zero = 0.0f;
+  CUDNN_CHECK(cudnnConvolutionBackwardData(h_, &one, w_, w, y_, dy, conv_, bwd_data_, ws, bytes,
+                                           &zero, x_, dx));
+}
+
+void CudnnConvPlan::backward_filter(const float* x, const float* dy, float* dw, void* ws,
+                                    size_t bytes) const {
+  const float one = 1.0f, zero = 0.0f;
+  CUDNN_CHECK(cudnnConvolutionBackwardFilter(h_, &one, x_, x, y_, dy, conv_, bwd_filter_, ws, bytes,
+                                             &zero, w_, dw));
+}
+
+// ---- data on both sides ----
+
+using Floats = std::vector<float>;
+
+Floats random_floats(Rng& rng, int64_t count) {
+  Floats v(static_cast<size_t>(count));
+  for (float& f : v) f = rng.uniform(-1.0f, 1.0f);
+  return v;
+}
+
+DeviceBuffer<float> upload(const Floats& v, const char* what) {
+  DeviceBuffer<float> d(v.size(), what);
+  CUDA_CHECK(cudaMemcpy(d.get(), v.data(), v.size() * sizeof(float), cudaMemcpyHostToDevice));
+  return d;
+}
+
+// max |got − ref| / max |ref|
+double relative_error(const DeviceBuffer<float>& got, const Floats& ref) {
+  Floats host(ref.size());
+  CUDA_CHECK(
+      cudaMemcpy(host.data(), got.get(), ref.size() * sizeof(float), cudaMemcpyDeviceToHost));
+  double diff = 0, scale = 0;
+  for (size_t i = 0; i < ref.size(); ++i) {
+    const double d = std::abs(double(host[i]) - double(ref[i]));
+    diff = std::isnan(d) ? INFINITY : std::max(diff, d);
+    scale = std::max(scale, std::abs(double(ref[i])));
+  }
+  return scale > 0 ? diff / scale : diff;
+}
+
+struct Output {
+  DeviceBuffer<float>* device;
+  const Floats* ref;
+};
+
+struct Variant {
+  std::string direction, name;
+  bool baseline = false;  // cuDNN: the ratios are against it
+  std::function<void()> run;
+  std::vector<Output> outputs;
+};
+
+struct Row {
+  std::string direction, name;
+  double error = 0, ms = 0;
+  bool valid = false, baseline = false;
+};
+
+// What a direction does, for the rates: 2·MACs, and the bytes of every tensor it must read
+// or write once (a floor on its memory traffic).
+struct Work {
+  double flops = 0, bytes = 0;
+};
+
+// Median over `runs` samples; a sample repeats the call until it lasts kMinSampleMs.
+double median_ms(const std::function<void()>& run, cudaStream_t s, int runs) {
+  for (int i = 0; i < kWarmups; ++i) run();
+  CUDA_CHECK(cudaStreamSynchronize(s));
+  Event start, stop;
+  float once = 0;
+  CUDA_CHECK(cudaEventRecord(start.e, s));
+  run();
+  CUDA_CHECK(cudaEventRecord(stop.e, s));
+  CUDA_CHECK(cudaEventSynchronize(stop.e));
+  CUDA_CHECK(cudaEventElapsedTime(&once, start.e, stop.e));
+  const int reps = std::clamp(int(std::ceil(kMinSampleMs / std::max(once, 1e-4f))), 1, 1000);
+  std::vector<double> samples;
+  for (int r = 0; r < runs; ++r) {
+    CUDA_CHECK(cudaEventRecord(start.e, s));
+    for (int i = 0; i < reps; ++i) run();
+    CUDA_CHECK(cudaEventRecord(stop.e, s));
+    CUDA_CHECK(cudaEventSynchronize(stop.e));
+    float ms = 0;
+    CUDA_CHECK(cudaEventElapsedTime(&ms, start.e, stop.e));
+    samples.push_back(double(ms) / reps);
+  }
+  std::sort(samples.begin(), samples.end());
+  return samples[samples.size() / 2];
+}
+
+// ---- the shapes ----
+
+ConvGeom split_geom(int batch, int c, int h, int w, int m, int kh, int kw, bool same) {
+  ConvGeom g{batch, c, h, w, m, kh, kw, 1, 0, 0, h - kh + 1, w - kw + 1};
+  if (same) {  // DESIGN.md / model.cpp: pad_top = (k−1)/2, the odd one at the bottom/right
+    g.pad_top = (kh - 1) / 2;
+    g.pad_left = (kw - 1) / 2;
+    g.oh = h;
+    g.ow = w;
+  }
+  return g;
+}
+
+bool symmetric_padding(const ConvGeom& g) {
+  const int bottom = g.oh - 1 + g.kh - g.h - g.pad_top;
+  const int right = g.ow - 1 + g.kw - g.w - g.pad_left;
+  return bottom == g.pad_top && right == g.pad_left;
+}
+
+int64_t macs(const ConvGeom& g) { return int64_t(g.n) * g.oh * g.ow * g.m * g.c * g.kh * g.kw; }
+
+void check_args(const SplitBenchArgs& a) {
+  if (a.op != "vert" && a.op != "horz" && a.op != "pair")
+    throw InputError("--op: expected vert, horz or pair, got '" + a.op + "'");
+  if (a.padding != "valid" && a.padding != "same")
+    throw InputError("--padding: expected valid or same, got '" + a.padding + "'");
+  if (a.n < 1 || a.c < 1 || a.m < 1 || a.h < 1 || a.w < 1 || a.batch < 1)
+    throw InputError("--n, --c, --m, --size and --batch must be positive");
+  if (a.runs < 1) throw InputError("--runs must be positive");
+  if (a.padding == "valid" && ((a.op != "horz" && a.h < a.n) || (a.op != "vert" && a.w < a.n)))
+    throw InputError("a valid " + std::to_string(a.n) +
+                     "-tap convolution needs a map of at least " + std::to_string(a.n) +
+                     " along its axis");
+}
+
+std::string shape_text(const SplitBenchArgs& a) {
+  return a.op + " n=" + std::to_string(a.n) + " c=" + std::to_string(a.c) +
+         " m=" + std::to_string(a.m) + " " + std::to_string(a.h) + "x" + std::to_string(a.w) +
+         " batch " + std::to_string(a.batch) + " " + a.padding;
+}
+
+std::string device_text() {
+  int dev = 0;
+  CUDA_CHECK(cudaGetDevice(&dev));
+  cudaDeviceProp prop{};
+  CUDA_CHECK(cudaGetDeviceProperties(&prop, dev));
+  return std::string(prop.name) + " (sm_" + std::to_string(prop.major) +
+         std::to_string(prop.minor) + ")";
+}
+
+// ---- validation, timing, the table ----
+
+// Each variant's outputs are first set to NaN, so that one which writes nothing fails.
+std::vector<Row> measure(std::vector<Variant>& variants, const SplitBenchArgs& a, cudaStream_t s) {
+  std::vector<Row> rows;
+  for (Variant& v : variants) {
+    if (!v.baseline && !a.variant.empty() && v.name.find(a.variant) == std::string::npos) continue;
+    Row r;
+    r.direction = v.direction;
+    r.name = v.name;
+    r.baseline = v.baseline;
+    for (const Output& o : v.outputs)
+      CUDA_CHECK(cudaMemsetAsync(o.device->get(), 0xff, o.device->bytes(), s));
+    v.run();
+    CUDA_CHECK(cudaStreamSynchronize(s));
+    for (const Output& o : v.outputs)
+      r.error = std::max(r.error, relative_error(*o.device, *o.ref));
+    r.valid = r.error <= (v.baseline ? kCudnnTolerance : kOwnTolerance);
+    if (r.valid) r.ms = median_ms(v.run, s, a.runs);
+    rows.push_back(r);
+  }
+  return rows;
+}
+
+std::string format_table(const std::string& title, const std::vector<Row>& rows,
+                         const std::function<Work(const std::string&)>& work_of) {
+  std::string out = title + "\n";
+  char line[256];
+  std::snprintf(line, sizeof line, "%-16s %-18s %9s %10s %9s %8s %9s\n", "direction", "variant",
+                "rel err", "time ms", "GFLOP/s", "GB/s", "vs cudnn");
+  out += line;
+  for (const Row& r : rows) {
+    if (!r.valid) {
+      std::snprintf(line, sizeof line, "%-16s %-18s %9.2e %10s %9s %8s %9s\n", r.direction.c_str(),
+                    r.name.c_str(), r.error, "INVALID", "-", "-", "-");
+      out += line;
+      continue;
+    }
+    const Work w = work_of(r.direction);
+    double base = 0;
+    for (const Row& b : rows)
+      if (b.baseline && b.valid && b.direction == r.direction) base = b.ms;
+    char ratio[32] = "-";
+    if (base > 0) std::snprintf(ratio, sizeof ratio, "%.2fx", base / r.ms);
+    std::snprintf(line, sizeof line, "%-16s %-18s %9.2e %10.4f %9.1f %8.1f %9s\n",
+                  r.direction.c_str(), r.name.c_str(), r.error, r.ms, w.flops / (r.ms * 1e6),
+                  w.bytes / (r.ms * 1e6), ratio);
+    out += line;
+  }
+  return out;
+}
+
+std::string finish(const SplitBenchArgs& a, const std::vector<Row>& rows, const std::string& note,
+                   const std::function<Work(const std::string&)>& work_of) {
+  const std::string title = "bench kernel: " + shape_text(a) + " on " + device_text() +
+                            "\nvs cudnn = cuDNN's time / the variant's, both measured in this run" +
+                            note;
+  std::string table = format_table(title, rows, work_of);
+  for (const Row& r : rows)
+    if (!r.valid)
+      throw Error(table + "bench kernel: " + r.direction + " " + r.name +
+                  " does not match the CPU reference");
+  return table;
+}
+
+const char* tile_name(SplitTile t) {
+  return t == SplitTile::Big ? "own-64x64" : t == SplitTile::Small ? "own-32x32" : "own";
+}
+
+// n×1 (vert) or 1×n (horz): forward with bias and ReLU, backward-data, backward-filter.
+std::string bench_conv(const SplitBenchArgs& a, cudaStream_t s, cudnnHandle_t h) {
+  const bool vert = a.op == "vert";
+  const ConvGeom g =
+      split_geom(a.batch, a.c, a.h, a.w, a.m, vert ? a.n : 1, vert ? 1 : a.n, a.padding == "same");
+  const int64_t plane = int64_t(g.oh) * g.ow;
+  Rng rng(a.seed);
+  const Floats x = random_floats(rng, g.x_size()), w = random_floats(rng, g.w_size()),
+               b = random_floats(rng, g.m), dy = random_floats(rng, g.y_size());
+
+  // The CPU reference. dy stands for an already masked gradient (the backward takes it so).
+  Floats cpu_ws(size_t(cpu::conv_workspace(g))), y_ref(size_t(g.y_size())),
+      dx_ref(size_t(g.x_size())), dw_ref(size_t(g.w_size())), db_ref(size_t(g.m));
+  cpu::conv_forward(g, x.data(), w.data(), b.data(), y_ref.data(), cpu_ws.data());
+  cpu::relu_forward(g.y_size(), y_ref.data());
+  cpu::conv_backward_data(g, dy.data(), w.data(), dx_ref.data(), cpu_ws.data());
+  cpu::conv_backward_filter(g, x.data(), dy.data(), dw_ref.data(), db_ref.data(), cpu_ws.data());
+
+  DeviceBuffer<float> dx_in = upload(x, "x"), dw_in = upload(w, "w"), db_in = upload(b, "b"),
+                      ddy = upload(dy, "dy");
+  DeviceBuffer<float> y(size_t(g.y_size()), "y"), dx(size_t(g.x_size()), "dx"),
+      dw(size_t(g.w_size()), "dw"), db(size_t(g.m), "db");
+  DeviceBuffer<float> filter_ws((split_conv_filter_workspace(g) + 3) / 4, "filter workspace");
+
+  std::vector<Variant> variants;
+  std::string note;
+  std::unique_ptr<CudnnConvPlan> plan;
+  DeviceBuffer<char> cudnn_ws;
+  if (symmetric_padding(g)) {
+    plan = std::make_unique<CudnnConvPlan>(h, g, true);
+    cudnn_ws = DeviceBuffer<char>(plan->workspace, "cuDNN workspace");
+  } else {
+    note = "\n(cuDNN takes only even padding; an even n padded 'same' has no baseline)";
+  }
+  const SplitTile tiles[] = {SplitTile::Auto, SplitTile::Big, SplitTile::Small};
+  if (plan) {
+    variants.push_back({"forward",
+                        "cudnn",
+                        true,
+                        [&] {
+                          plan->forward(dx_in.get(), dw_in.get(), y.get(), cudnn_ws.get(),
+                                        cudnn_ws.bytes());
+                          bias_act_forward(s, g.n, g.m, plane, db_in.get(), true, y.get());
+                        },
+                        {{&y, &y_ref}}});
+  }
+  for (SplitTile t : tiles) {
+    variants.push_back({"forward",
+                        tile_name(t),
+                        false,
+                        [&, t] {
+                          split_conv_forward(g, dx_in.get(), dw_in.get(), db_in.get(), true,
+                                             y.get(), s, t);
+                        },
+                        {{&y, &y_ref}}});
+  }
+  if (plan) {
+    variants.push_back({"backward-data",
+                        "cudnn",
+                        true,
+                        [&] {
+                          plan->backward_data(ddy.get(), dw_in.get(), dx.get(), cudnn_ws.get(),
+                                              cudnn_ws.bytes());
+                        },
+                        {{&dx, &dx_ref}}});
+  }
+  for (SplitTile t : tiles) {
+    variants.push_back(
+        {"backward-data",
+         tile_name(t),
+         false,
+         [&, t] { split_conv_backward_data(g, ddy.get(), dw_in.get(), dx.get(), s, t); },
+         {{&dx, &dx_ref}}});
+  }
+  if (plan) {
+    variants.push_back({"backward-filter",
+                        "cudnn",
+                        true,
+                        [&] {
+                          plan->backward_filter(dx_in.get(), ddy.get(), dw.get(), cudnn_ws.get(),
+                                                cudnn_ws.bytes());
+                          bias_backward(s, g.n, g.m, plane, ddy.get(), db.get());
+                        },
+                        {{&dw, &dw_ref}, {&db, &db_ref}}});
+  }
+  variants.push_back({"backward-filter",
+                      "own",
+                      false,
+                      [&] {
+                        split_conv_backward_filter(g, dx_in.get(), ddy.get(), dw.get(), db.get(),
+                                                   filter_ws.get(), s);
+                      },
+                      {{&dw, &dw_ref}, {&db, &db_ref}}});
+
+  const std::vector<Row> rows = measure(variants, a, s);
+  const double flops = 2.0 * double(macs(g)), f = sizeof(float);
+  return finish(a, rows, note, [&](const std::string& dir) {
+    if (dir == "forward")
+      return Work{flops, f * double(g.x_size() + g.w_size() + g.m + g.y_size())};
+    if (dir == "backward-data")
+      return Work{flops, f * double(g.y_size() + g.w_size() + g.x_size())};
+    return Work{flops, f * double(g.x_size() + g.y_size() + g.w_size() + g.m)};
+  });
+}
+
+// The pair n×1 → bias → ReLU → 1×n → bias → ReLU, forward: fused against two launches.
+std::string bench_pair(const SplitBenchArgs& a, cudaStream_t s, cudnnHandle_t h) {
+  const bool same = a.padding == "same";
+  const ConvGeom gv = split_geom(a.batch, a.c, a.h, a.w, a.m, a.n, 1, same);
+  const ConvGeom gh = split_geom(a.batch, a.m, gv.oh, gv.ow, a.m, 1, a.n, same);
+  Rng rng(a.seed);
+  const Floats x = random_floats(rng, gv.x_size()), w1 = random_floats(rng, gv.w_size()),
+               b1 = random_floats(rng, gv.m), w2 = random_floats(rng, gh.w_size()),
+               b2 = random_floats(rng, gh.m);
+
+  Floats cpu_ws(size_t(std::max(cpu::conv_workspace(gv), cpu::conv_workspace(gh)))),
+      z_ref(size_t(gv.y_size())), y_ref(size_t(gh.y_size()));
+  cpu::conv_forward(gv, x.data(), w1.data(), b1.data(), z_ref.data(), cpu_ws.data());
+  cpu::relu_forward(gv.y_size(), z_ref.data());
+  cpu::conv_forward(gh, z_ref.data(), w2.data(), b2.data(), y_ref.data(), cpu_ws.data());
+  cpu::relu_forward(gh.y_size(), y_ref.data());
+
+  DeviceBuffer<float> dx = upload(x, "x"), dw1 = upload(w1, "w1"), db1 = upload(b1, "b1"),
+                      dw2 = upload(w2, "w2"), db2 = upload(b2, "b2");
+  DeviceBuffer<float> z(size_t(gv.y_size()), "z"), y(size_t(gh.y_size()), "y");
+
+  std::vector<Variant> variants;
+  std::string note;
+  std::unique_ptr<CudnnConvPlan> pv, ph;
+  DeviceBuffer<char> cudnn_ws;
+  if (symmetric_padding(gv) && symmetric_padding(gh)) {
+    pv = std::make_unique<CudnnConvPlan>(h, gv, false);
+    ph = std::make_unique<CudnnConvPlan>(h, gh, false);
+    cudnn_ws = DeviceBuffer<char>(std::max(pv->workspace, ph->workspace), "cuDNN workspace");
+    variants.push_back(
+        {"forward pair",
+         "cudnn-2-launches",
+         true,
+         [&] {
+           pv->forward(dx.get(), dw1.get(), z.get(), cudnn_ws.get(), cudnn_ws.bytes());
+           bias_act_forward(s, gv.n, gv.m, int64_t(gv.oh) * gv.ow, db1.get(), true, z.get());
+           ph->forward(z.get(), dw2.get(), y.get(), cudnn_ws.get(), cudnn_ws.bytes());
+           bias_act_forward(s, gh.n, gh.m, int64_t(gh.oh) * gh.ow, db2.get(), true, y.get());
+         },
+         {{&y, &y_ref}, {&z, &z_ref}}});
+  } else {
+    note = "\n(cuDNN takes only even padding; an even n padded 'same' has no baseline)";
+  }
+  if (split_pair_supports(gv, gh)) {
+    variants.push_back({"forward pair",
+                        "own-fused",
+                        false,
+                        [&] {
+                          split_pair_forward(gv, gh, dx.get(), dw1.get(), db1.get(), true,
+                                             dw2.get(), db2.get(), true, nullptr, y.get(), s);
+                        },
+                        {{&y, &y_ref}}});
+    variants.push_back({"forward pair",
+                        "own-fused-keep-z",
+                        false,
+                        [&] {
+                          split_pair_forward(gv, gh, dx.get(), dw1.get(), db1.get(), true,
+                                             dw2.get(), db2.get(), true, z.get(), y.get(), s);
+                        },
+                        {{&y, &y_ref}, {&z, &z_ref}}});
+  } else {
+    note += "\n(the fused pair does not fit this shape: m·width too large for one band)";
+  }
+  variants.push_back({"forward pair",
+                      "own-2-launches",
+                      false,
+                      [&] {
+                        split_conv_forward(gv, dx.get(), dw1.get(), db1.get(), true, z.get(), s);
+                        split_conv_forward(gh, z.get(), dw2.get(), db2.get(), true, y.get(), s);
+                      },
+                      {{&y, &y_ref}, {&z, &z_ref}}});
+
+  const std::vector<Row> rows = measure(variants, a, s);
+  const double flops = 2.0 * double(macs(gv) + macs(gh));
+  const double bytes =
+      sizeof(float) * double(gv.x_size() + gv.w_size() + gv.m + gh.w_size() + gh.m + gh.y_size());
+  return finish(a, rows, note, [&](const std::string&) { return Work{flops, bytes}; });
+}
+
+}  // namespace
+
+std::string run_conv_split_bench(const SplitBenchArgs& args) {
+  check_args(args);
+  const CudaStatus st = cuda_status();
+  if (st.devices.empty()) throw Error("bench kernel: no CUDA device: " + st.why_none);
+  Stream stream;
+  CudnnHandle cudnn(stream.s);
+  return args.op == "pair" ? bench_pair(args, stream.s, cudnn.h)
+                           : bench_conv(args, stream.s, cudnn.h);
+}
+
+}  // namespace splitconv::gpu

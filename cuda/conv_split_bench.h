@@ -1,0 +1,3 @@
+// The harness's arguments live in the public API (no CUDA types): splitconv/bench.h.
+#pragma once
+#include "splitconv/bench.h"

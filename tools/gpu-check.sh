@@ -1,0 +1,328 @@
+#!/usr/bin/env bash
+# One run on a GPU machine (CUDA toolkit, CMake, ninja, PyTorch; no Debian packages, no
+# network): build with the CUDA backend against .carry/, run the GPU and CPU tests, the
+# compute-sanitizer on the small op tests, `splitconv devices`, train seed-v0 and seed-v1 on
+# MNIST for 5 epochs, and the PyTorch peer. Every log goes to OUTDIR; a summary table comes last.
+#
+# usage: tools/gpu-check.sh OUTDIR
+#   GPU_CHECK_BUDGET   seconds for the whole run (default 450); a step gets what is left, and a
+#                      step that would start with under 15 s left is skipped and says so
+#   GPU_CHECK_JOBS     build and test parallelism (default: the number of cores)
+#   GPU_CHECK_BUILD    the build directory (default: build-gpu in the repository)
+#
+# Every step has its own timeout and the script continues when one fails; it exits 1 when any
+# step failed or was skipped, else 0.
+set -uo pipefail
+
+if [[ $# -ne 1 ]]; then
+  echo "usage: $0 OUTDIR" >&2
+  exit 2
+fi
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root" || exit 1
+mkdir -p "$1" || exit 1
+out="$(cd "$1" && pwd)"
+budget="${GPU_CHECK_BUDGET:-450}"
+jobs="${GPU_CHECK_JOBS:-$(nproc 2>/dev/null || echo 8)}"
+build="${GPU_CHECK_BUILD:-$root/build-gpu}"
+started=$SECONDS
+
+declare -a step_names=()
+declare -A step_result=() step_seconds=()
+
+log() { printf '[gpu-check %3ds] %s\n' "$((SECONDS - started))" "$*"; }
+
+# step NAME LIMIT CMD...: runs CMD with stdout and stderr in OUTDIR/NAME.log, for at most LIMIT
+# seconds and never past the budget.
+step() {
+  local name="$1" limit="$2"
+  shift 2
+  step_names+=("$name")
+  local left=$((budget - (SECONDS - started)))
+  if ((left < 15)); then
+    step_result[$name]="SKIPPED (out of time)"
+    step_seconds[$name]=0
+    log "$name: skipped, ${left}s left of the budget"
+    return 1
+  fi
+  ((limit > left - 5)) && limit=$((left - 5))
+  log "$name: starting (limit ${limit}s)"
+  local t0=$SECONDS rc=0
+  timeout -k 10 "$limit" "$@" >"$out/$name.log" 2>&1 || rc=$?
+  step_seconds[$name]=$((SECONDS - t0))
+  if ((rc == 0)); then
+    step_result[$name]="ok"
+  elif ((rc == 124 || rc == 137)); then
+    step_result[$name]="TIMEOUT after ${limit}s"
+  else
+    step_result[$name]="FAILED (exit $rc)"
+  fi
+  log "$name: ${step_result[$name]} in ${step_seconds[$name]}s (log: $out/$name.log)"
+  return "$rc"
+}
+
+# --- the machine ---------------------------------------------------------------------------
+{
+  echo "== nvidia-smi -L"; nvidia-smi -L
+  echo "== nvidia-smi"; nvidia-smi
+  echo "== nvcc"; command -v nvcc; nvcc --version
+  echo "== cmake"; cmake --version
+  echo "== ninja"; ninja --version
+  echo "== python3"; python3 --version
+  echo "== compiler"; c++ --version
+} >"$out/machine.log" 2>&1
+nvidia-smi -L 2>&1 || log "nvidia-smi -L failed"
+
+cap="$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -n1 | tr -d ' .')"
+if [[ ! "$cap" =~ ^[0-9]+$ ]]; then
+  log "could not read the compute capability ('$cap'); building for sm_90"
+  cap=90
+fi
+log "CUDA architecture: $cap"
+
+nvcc_bin="$(command -v nvcc || true)"
+[[ -z "$nvcc_bin" && -x /usr/local/cuda/bin/nvcc ]] && nvcc_bin=/usr/local/cuda/bin/nvcc
+if [[ -n "$nvcc_bin" ]]; then
+  PATH="$(dirname "$nvcc_bin"):$PATH"
+  export PATH
+fi
+
+# --- cuDNN: the toolkit's, the system's, or the PyTorch wheel's (nvidia-cudnn-*) ---------------
+cudnn_inc="" cudnn_lib=""
+find_cudnn_in() {  # INCLUDE_DIR LIB_DIR...: sets cudnn_inc and cudnn_lib on the first match
+  local inc="$1"
+  shift
+  [[ -f "$inc/cudnn.h" ]] || return 1
+  local d
+  for d in "$@"; do
+    if compgen -G "$d/libcudnn.so*" >/dev/null; then
+      cudnn_inc="$inc" cudnn_lib="$d"
+      return 0
+    fi
+  done
+  return 1
+}
+cuda_home="$(dirname "$(dirname "${nvcc_bin:-/usr/local/cuda/bin/nvcc}")")"
+wheel_dir="$(python3 -c 'import nvidia.cudnn as m; print(list(m.__path__)[0])' 2>/dev/null || true)"
+{
+  echo "toolkit: $cuda_home"
+  echo "python nvidia.cudnn: ${wheel_dir:-not importable}"
+  for d in "$cuda_home/include" /usr/include "$cuda_home"/lib* "$cuda_home"/targets/*/lib \
+    /usr/lib/x86_64-linux-gnu ${wheel_dir:+"$wheel_dir"/include "$wheel_dir"/lib}; do
+    ls -d "$d"/cudnn*.h "$d"/libcudnn.so* 2>/dev/null
+  done
+} >"$out/cudnn-probe.log" 2>&1
+find_cudnn_in "$cuda_home/include" "$cuda_home/lib64" "$cuda_home/lib" "$cuda_home"/targets/*/lib ||
+  find_cudnn_in /usr/include /usr/lib/x86_64-linux-gnu /usr/lib64 ||
+  { [[ -n "$wheel_dir" ]] && find_cudnn_in "$wheel_dir/include" "$wheel_dir/lib"; }
+if [[ -z "$cudnn_lib" ]]; then
+  log "cuDNN not found (see $out/cudnn-probe.log); the CUDA build will fail"
+else
+  cudnn_so="$cudnn_lib/libcudnn.so"
+  if [[ ! -e "$cudnn_so" ]]; then
+    # The wheel ships libcudnn.so.9 only: link against a libcudnn.so of our own that points at it.
+    link_dir="$build/cudnn-link"
+    mkdir -p "$link_dir"
+    real="$(find "$cudnn_lib" -maxdepth 1 -name 'libcudnn.so.*' | sort -V | head -n1)"
+    ln -sf "$real" "$link_dir/libcudnn.so"
+    # Beside it the sub-libraries, so the build's run path finds them too (gtest discovery runs
+    # the test binary while building).
+    find "$cudnn_lib" -maxdepth 1 -name 'libcudnn*.so.*' -exec ln -sf {} "$link_dir/" \;
+    cudnn_so="$link_dir/libcudnn.so"
+  fi
+  # cuDNN 9 loads its sub-libraries (libcudnn_cnn.so.9, ...) at run time, by name.
+  export LD_LIBRARY_PATH="$cudnn_lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  CUDNN_ROOT="$(dirname "$cudnn_inc")"
+  export CUDNN_ROOT
+  version="$(grep -hE '#define CUDNN_(MAJOR|MINOR|PATCHLEVEL) ' "$cudnn_inc"/cudnn_version*.h 2>/dev/null |
+    awk '{print $3}' | head -n3 | paste -sd.)"
+  log "cuDNN ${version:-?}: headers $cudnn_inc, library $cudnn_so (loaded from $cudnn_lib)"
+  echo "chosen: include $cudnn_inc, library $cudnn_so, LD_LIBRARY_PATH $LD_LIBRARY_PATH" \
+    >>"$out/cudnn-probe.log"
+fi
+
+# --- configure and build ---------------------------------------------------------------------
+carry_flags=()
+if [[ -x tools/carry-cmake-flags.sh ]] && flags="$(tools/carry-cmake-flags.sh "$root/.carry")"; then
+  read -r -a carry_flags <<<"$flags"
+elif [[ -d "$root/.carry/sysroot/usr" ]]; then
+  carry_flags=(-DCMAKE_PREFIX_PATH="$root/.carry/sysroot/usr" -DZLIB_ROOT="$root/.carry/sysroot/usr")
+fi
+cmake_args=(
+  -S "$root" -B "$build" -G Ninja
+  -DCMAKE_BUILD_TYPE=Release
+  -DSPLITCONV_CUDA=ON
+  -DCMAKE_CUDA_ARCHITECTURES="$cap"
+  "${carry_flags[@]}"
+  # CMake 3.25 knows no flag for CUDA C++20 with nvcc (3.26 does); harmless when it does.
+  -DCMAKE_CUDA20_STANDARD_COMPILE_OPTION=-std=c++20
+  -DCMAKE_CUDA20_EXTENSION_COMPILE_OPTION=-std=c++20
+  # The static libraries call each other (host/backend_factory.cpp in core calls the backend
+  # library linked before it): let the linker rescan them.
+  "-DCMAKE_CXX_LINK_EXECUTABLE=<CMAKE_CXX_COMPILER> <FLAGS> <CMAKE_CXX_LINK_FLAGS> <LINK_FLAGS> <OBJECTS> -o <TARGET> -Wl,--start-group <LINK_LIBRARIES> -Wl,--end-group"
+)
+[[ -n "$nvcc_bin" ]] && cmake_args+=(-DCMAKE_CUDA_COMPILER="$nvcc_bin")
+[[ -n "$cudnn_lib" ]] && cmake_args+=(-DCUDNN_INCLUDE_DIR="$cudnn_inc" -DCUDNN_LIBRARY="$cudnn_so")
+
+# -k 0: build all that compiles, so one broken file elsewhere leaves the rest to test.
+configured=0
+step configure 90 cmake "${cmake_args[@]}" && configured=1
+((configured)) && step build 300 cmake --build "$build" -j "$jobs" -- -k 0
+bin="$build/splitconv"
+gpu_tests="$build/tests/splitconv_gpu_tests"
+cpu_tests="$build/tests/splitconv_tests"
+not_built() {  # NAME WHAT
+  step_names+=("$1")
+  step_result[$1]="SKIPPED ($2 not built)"
+  step_seconds[$1]=0
+}
+
+# --- tests, training, sanitizers -----------------------------------------------------------
+if [[ -x "$bin" ]]; then
+  step devices 30 "$bin" devices --json "$out/devices.json"
+else
+  not_built devices splitconv
+fi
+
+if [[ -x "$gpu_tests" ]]; then
+  # SPLITCONV_REQUIRE_GPU: a GPU test fails, not skips, when it finds no device.
+  step gpu-tests 150 env SPLITCONV_REQUIRE_GPU=1 ctest --test-dir "$build" -L gpu \
+    --no-tests=error --output-on-failure -j 8 --timeout 120 --output-junit "$out/gpu-tests.xml"
+else
+  not_built gpu-tests splitconv_gpu_tests
+fi
+
+for v in v0 v1; do
+  if [[ -x "$bin" ]]; then
+    step "train-$v" 120 "$bin" train "models/seed-$v.net" --dataset mnist --device cuda \
+      --epochs 5 --json "$out/train-$v.json" --data-dir "$root/.carry/data" --verbose
+  else
+    not_built "train-$v" splitconv
+  fi
+done
+
+# seed-v1 with the project's own n×1 / 1×n kernels for conv3/conv4 (auto measures both).
+if [[ -x "$bin" ]]; then
+  step train-v1-own 120 "$bin" train models/seed-v1.net --dataset mnist --device cuda \
+    --epochs 5 --conv-impl own --json "$out/train-v1-own.json" --data-dir "$root/.carry/data" --verbose
+fi
+
+# The split-kernel harness: every variant validated against the CPU, then timed against cuDNN.
+bench_kernels() {
+  local op size c
+  for op in vert horz pair; do
+    echo "=== seed conv3: --op $op --n 3 --c 64 --m 64 --size 5x5 --batch 32"
+    "$bin" bench kernel --op "$op" --n 3 --c 64 --m 64 --size 5x5 --batch 32 || return 1
+  done
+  for c in 64 256; do
+    for size in 14x14 28x28; do
+      for op in vert horz pair; do
+        echo "=== --op $op --n 3 --c $c --m $c --size $size --batch 32"
+        "$bin" bench kernel --op "$op" --n 3 --c "$c" --m "$c" --size "$size" --batch 32 || return 1
+      done
+    done
+  done
+}
+if [[ -x "$bin" ]]; then
+  export bin
+  export -f bench_kernels
+  step bench-kernels 120 bash -c bench_kernels
+fi
+
+if [[ -f tools/peer/pytorch_seed.py ]]; then
+  step pytorch-peer 150 python3 tools/peer/pytorch_seed.py --data-dir "$root/.carry/data" \
+    --models v0,v1 --modes eager,graph --epochs 5 --json "$out/pytorch-peer.json"
+else
+  step_names+=(pytorch-peer)
+  step_result[pytorch-peer]="SKIPPED (tools/peer/pytorch_seed.py absent)"
+  step_seconds[pytorch-peer]=0
+fi
+
+sanitizer="$(command -v compute-sanitizer || true)"
+for c in "$cuda_home/bin/compute-sanitizer" "$cuda_home/compute-sanitizer/compute-sanitizer"; do
+  [[ -z "$sanitizer" && -x "$c" ]] && sanitizer="$c"
+done
+# The op tests of the project's own kernels and of cuBLAS; cuDNN's convolutions are left out
+# (slow under the sanitizer, and not ours).
+small_ops='GpuOps.*:Shapes/PoolOps.*:Shapes/DenseOps.*:CudaSplit*'
+if [[ -z "$sanitizer" ]]; then
+  step_names+=(sanitizer)
+  step_result[sanitizer]="SKIPPED (no compute-sanitizer)"
+  step_seconds[sanitizer]=0
+elif [[ -x "$gpu_tests" ]]; then
+  step memcheck 100 "$sanitizer" --tool memcheck --error-exitcode 3 \
+    "$gpu_tests" --gtest_filter="$small_ops" --gtest_brief=1
+  step racecheck 100 "$sanitizer" --tool racecheck --error-exitcode 3 \
+    "$gpu_tests" --gtest_filter="$small_ops" --gtest_brief=1
+fi
+
+
+
+if [[ -x "$cpu_tests" ]]; then
+  step cpu-tests 120 ctest --test-dir "$build" -L cpu --no-tests=error --output-on-failure -j "$jobs" \
+    --timeout 100 --output-junit "$out/cpu-tests.xml"
+else
+  not_built cpu-tests splitconv_tests
+fi
+
+# Last, as time allows: whole training steps under memcheck (cuDNN, cuBLAS, the captured graph).
+if [[ -n "$sanitizer" && -x "$gpu_tests" ]]; then
+  step memcheck-backend 120 "$sanitizer" --tool memcheck --error-exitcode 3 \
+    "$gpu_tests" --gtest_filter='CudaBackend.MetricsCountImagesAndReset' --gtest_brief=1
+fi
+
+# --- summary --------------------------------------------------------------------------------
+ctest_counts() {  # LOG: "P passed, F failed of T" from ctest's closing line
+  local line
+  line="$(grep -E 'tests passed, [0-9]+ tests? failed out of' "$1" 2>/dev/null | tail -n1)"
+  [[ -z "$line" ]] && { echo "no result"; return; }
+  local failed total
+  failed="$(sed -E 's/.* ([0-9]+) tests? failed out of.*/\1/' <<<"$line")"
+  total="$(sed -E 's/.*failed out of ([0-9]+).*/\1/' <<<"$line")"
+  echo "$((total - failed)) passed, $failed failed of $total"
+}
+sanitizer_summary() {  # LOG
+  grep -hE 'ERROR SUMMARY|RACECHECK SUMMARY' "$1" 2>/dev/null | tail -n1
+}
+train_summary() {  # JSON
+  python3 - "$1" <<'EOF' 2>/dev/null || echo "no report"
+import json, sys
+r = json.load(open(sys.argv[1]))
+eps = r.get("epochs", [])
+print("test_accuracy %.4f  train_seconds %.1f  images_per_second %.0f  (%d epochs, last loss %.4f)"
+      % (r["test_accuracy"], r["train_seconds"], r["images_per_second"], len(eps),
+         eps[-1]["loss"] if eps else float("nan")))
+EOF
+}
+
+failed=0
+for name in "${step_names[@]}"; do
+  [[ "${step_result[$name]}" == ok ]] || failed=1
+done
+{
+  echo
+  echo "== gpu-check summary ($(nvidia-smi -L 2>/dev/null | head -n1 | sed 's/ (UUID.*//'), sm_$cap, $((SECONDS - started))s)"
+  printf '%-18s %-30s %5s  %s\n' step result secs detail
+  for name in "${step_names[@]}"; do
+    detail=""
+    case "$name" in
+      gpu-tests | cpu-tests) detail="$(ctest_counts "$out/$name.log")" ;;
+      memcheck | racecheck | memcheck-backend) detail="$(sanitizer_summary "$out/$name.log")" ;;
+      train-v0 | train-v1 | train-v1-own) detail="$(train_summary "$out/$name.json")" ;;
+      devices) detail="$(grep -m1 '^cuda:0' "$out/devices.log" 2>/dev/null)" ;;
+      pytorch-peer) detail="$(tail -n 4 "$out/pytorch-peer.log" 2>/dev/null | tr '\n' ';')" ;;
+    esac
+    printf '%-18s %-30s %5s  %s\n' "$name" "${step_result[$name]}" "${step_seconds[$name]}" "$detail"
+  done
+  if [[ -f "$out/gpu-tests.log" ]]; then
+    echo
+    echo "-- failed GPU tests:"
+    grep -E '^\s+[0-9]+ - .*\((Failed|Timeout|Exception|SEGFAULT|Subprocess aborted)\)' \
+      "$out/gpu-tests.log" || echo "   none"
+  fi
+  for v in v0 v1 v1-own; do
+    [[ -f "$out/train-$v.log" ]] && grep -h 'cudnn\|own\|train_step' "$out/train-$v.log" | sed "s/^/   $v: /"
+  done
+  [[ -f "$out/bench-kernels.log" ]] && grep -E '^===|vs|cudnn|own' "$out/bench-kernels.log" | head -n 80
+} | tee "$out/summary.txt"
+exit "$failed"
