@@ -65,15 +65,34 @@ bool math_fits(cudnnMathType_t result, cudnnMathType_t descriptor) {
   return result == descriptor;
 }
 
+// FFT and Winograd compute in a transformed domain and lose digits: measured on an H200, a
+// 5×5 backward-data by WINOGRAD_NONFUSED was off by 2.5e-3 of the largest value, where direct
+// and GEMM algorithms stay near 1e-6. In float32 mode they are left out; --tf32 allows them.
+bool transformed(cudnnConvolutionFwdAlgo_t a) {
+  return a == CUDNN_CONVOLUTION_FWD_ALGO_FFT || a == CUDNN_CONVOLUTION_FWD_ALGO_FFT_TILING ||
+         a == CUDNN_CONVOLUTION_FWD_ALGO_WINOGRAD || a == CUDNN_CONVOLUTION_FWD_ALGO_WINOGRAD_NONFUSED;
+}
+bool transformed(cudnnConvolutionBwdDataAlgo_t a) {
+  return a == CUDNN_CONVOLUTION_BWD_DATA_ALGO_FFT || a == CUDNN_CONVOLUTION_BWD_DATA_ALGO_FFT_TILING ||
+         a == CUDNN_CONVOLUTION_BWD_DATA_ALGO_WINOGRAD ||
+         a == CUDNN_CONVOLUTION_BWD_DATA_ALGO_WINOGRAD_NONFUSED;
+}
+bool transformed(cudnnConvolutionBwdFilterAlgo_t a) {
+  return a == CUDNN_CONVOLUTION_BWD_FILTER_ALGO_FFT ||
+         a == CUDNN_CONVOLUTION_BWD_FILTER_ALGO_FFT_TILING ||
+         a == CUDNN_CONVOLUTION_BWD_FILTER_ALGO_WINOGRAD_NONFUSED;
+}
+
 // The first usable result (cuDNN sorts them fastest first): it ran, fits the workspace limit,
-// and keeps to float32 unless TF32 is allowed (then any math goes; the caller adopts it).
+// and keeps to float32 (no tensor-core math, no transformed domain) unless TF32 is allowed
+// (then any math goes; the caller adopts it).
 template <class Perf>
 const Perf* first_usable(const std::vector<Perf>& perf, int got, cudnnMathType_t math,
                          size_t limit) {
   for (int i = 0; i < got; ++i) {
     const Perf& p = perf[size_t(i)];
     if (p.status != CUDNN_STATUS_SUCCESS || p.memory > limit) continue;
-    if (math == CUDNN_FMA_MATH && !math_fits(p.mathType, math)) continue;
+    if (math == CUDNN_FMA_MATH && (!math_fits(p.mathType, math) || transformed(p.algo))) continue;
     return &p;
   }
   return nullptr;
@@ -234,7 +253,8 @@ void CudnnConv::fit_algorithms(BatchPlan& p) {
   auto pick = [&](const auto& perf, int got, cudnnMathType_t math, const char* what) {
     for (int i = 0; i < got; ++i) {
       const auto& r = perf[size_t(i)];
-      if (r.status == CUDNN_STATUS_SUCCESS && r.memory <= limit && math_fits(r.mathType, math))
+      if (r.status == CUDNN_STATUS_SUCCESS && r.memory <= limit && math_fits(r.mathType, math) &&
+          !(math == CUDNN_FMA_MATH && transformed(r.algo)))
         return r.algo;
     }
     throw Error(name_ + ": no cuDNN " + what + " algorithm fits the workspace for this batch");

@@ -28,13 +28,18 @@ static bool chosen(const SplitAnalysis& a, SplitRule rule) {
   return false;
 }
 
+static int rank_of(const FactorizeOptions& opts, const std::string& layer) {
+  auto it = opts.layer_rank.find(layer);
+  return it != opts.layer_rank.end() ? it->second : opts.rank;
+}
+
 FactorizeResult factorize_spec(const Model& model, const FactorizeOptions& opts) {
   for (const auto& name : opts.layers) {
     auto it = std::find_if(model.layers.begin(), model.layers.end(),
                            [&](const Layer& l) { return l.name() == name; });
     if (it == model.layers.end())
       throw InputError(model.spec.source + ": no layer named '" + name + "'");
-    auto a = analyze_split(*it, opts.rank);
+    auto a = analyze_split(*it, rank_of(opts, name));
     if (!a.splittable)
       throw InputError(model.spec.source + ": layer " + name + " cannot be split: " + a.why_not);
   }
@@ -42,7 +47,7 @@ FactorizeResult factorize_spec(const Model& model, const FactorizeOptions& opts)
   r.spec = model.spec;
   r.spec.layers.clear();
   for (const auto& l : model.layers) {
-    auto a = analyze_split(l, opts.rank);
+    auto a = analyze_split(l, rank_of(opts, l.name()));
     bool split = opts.layers.empty()
                      ? chosen(a, opts.rule)
                      : std::find(opts.layers.begin(), opts.layers.end(), l.name()) !=

@@ -1,5 +1,6 @@
 // Rewrites a spec with chosen n×n convolutions split into n×1 then 1×n.
 #pragma once
+#include <map>
 #include <string>
 #include <vector>
 
@@ -13,6 +14,7 @@ enum class SplitRule { Exact, Thumb, Macs, All };
 struct FactorizeOptions {
   SplitRule rule = SplitRule::Exact;
   int rank = 0;                       // <= 0: K = m
+  std::map<std::string, int> layer_rank;  // per-layer K, overriding rank for the layers named
   std::vector<std::string> layers;    // explicit layers; overrides the rule when not empty
   bool mid_relu = true;               // ReLU between the pair (the notebook's choice)
 };

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# The SVD-split experiment of docs/results-svd.md: train, split a trained layer by the SVD of
+# its kernel at several ranks (with and without a ReLU between the pair), evaluate right after
+# the split, fine-tune one epoch, and compare with the split model trained from scratch.
+#   BIN=build/splitconv OUT=/tmp/svd DEVICE=cpu tools/svd-experiment.sh [seed|wide5|all]
+# Every run writes OUT/NAME.json; the log of commands goes to stderr.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=${BIN:-build/splitconv}
+OUT=${OUT:-/tmp/svd}
+DEVICE=${DEVICE:-cpu}
+WHAT=${1:-all}
+mkdir -p "$OUT"
+sc() { echo "+ splitconv $*" >&2; "$BIN" "$@"; }
+
+if [[ $WHAT == seed || $WHAT == all ]]; then
+  sc train models/seed-v0.net --dataset mnist --device "$DEVICE" --epochs 5 \
+    --save "$OUT/v0.safetensors" --json "$OUT/v0.train.json"
+  for K in 64 32 16; do
+    for MID in none relu; do
+      N=v0-conv3-k$K-$MID
+      sc factorize models/seed-v0.net --checkpoint "$OUT/v0.safetensors" --layers conv3 \
+        --rank "$K" --mid "$MID" -o "$OUT/$N.safetensors" --json "$OUT/$N.split.json"
+      sc evaluate "$OUT/$N.safetensors" --dataset mnist --device "$DEVICE" --json "$OUT/$N.eval.json"
+      sc train --init "$OUT/$N.safetensors" --dataset mnist --device "$DEVICE" --epochs 1 \
+        --json "$OUT/$N.ft.json"
+    done
+  done
+  # Control: one more epoch of the unsplit model (fresh optimizer, as the fine-tunes).
+  sc train --init "$OUT/v0.safetensors" --dataset mnist --device "$DEVICE" --epochs 1 \
+    --json "$OUT/v0-more.ft.json"
+  # Full rank, nothing between: the same function as conv3, so the same accuracy.
+  sc factorize models/seed-v0.net --checkpoint "$OUT/v0.safetensors" --layers conv3 --rank 192 \
+    --mid none -o "$OUT/v0-conv3-k192-none.safetensors" --json "$OUT/v0-conv3-k192-none.split.json"
+  sc evaluate "$OUT/v0-conv3-k192-none.safetensors" --dataset mnist --device "$DEVICE" \
+    --json "$OUT/v0-conv3-k192-none.eval.json"
+  sc train models/seed-v1.net --dataset mnist --device "$DEVICE" --epochs 5 --json "$OUT/v1.train.json"
+fi
+
+if [[ $WHAT == wide5 || $WHAT == all ]]; then
+  # 2 epochs of the first 20,000 training images keep this within minutes on 2 CPU cores.
+  W=(--dataset mnist --device "$DEVICE" --limit 20000)
+  sc train models/wide5-v0.net "${W[@]}" --epochs 2 --save "$OUT/w5.safetensors" --json "$OUT/w5.train.json"
+  sc train --init "$OUT/w5.safetensors" "${W[@]}" --epochs 1 --json "$OUT/w5-more.ft.json"
+  # What --energy would pick (report only, nothing written).
+  sc factorize --checkpoint "$OUT/w5.safetensors" --layers conv2,conv3 --energy 0.9
+  for K in 64 32; do
+    for MID in none relu; do
+      N=w5-conv23-k$K-$MID
+      sc factorize models/wide5-v0.net --checkpoint "$OUT/w5.safetensors" --layers conv2,conv3 \
+        --rank "$K" --mid "$MID" -o "$OUT/$N.safetensors" --json "$OUT/$N.split.json"
+      sc evaluate "$OUT/$N.safetensors" --dataset mnist --device "$DEVICE" --json "$OUT/$N.eval.json"
+      sc train --init "$OUT/$N.safetensors" "${W[@]}" --epochs 1 --json "$OUT/$N.ft.json"
+    done
+    # The same split architecture (ReLU between the pair, as seed-v1) trained from scratch.
+    sc factorize models/wide5-v0.net --layers conv2,conv3 --rank "$K" --mid relu -o "$OUT/w5-k$K.net"
+    sc train "$OUT/w5-k$K.net" "${W[@]}" --epochs 2 --json "$OUT/w5-k$K.scratch.json"
+  done
+fi
