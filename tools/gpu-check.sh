@@ -9,6 +9,9 @@
 #                      step that would start with under 15 s left is skipped and says so
 #   GPU_CHECK_JOBS     build and test parallelism (default: the number of cores)
 #   GPU_CHECK_BUILD    the build directory (default: build-gpu in the repository)
+#   GPU_CHECK_SKIP     step names to leave out, e.g. "memcheck racecheck" (a rerun that needs
+#                      only some steps); they are listed as skipped
+#   GPU_CHECK_PROFILE  1: also profile seed-v0 and seed-v1 training with tools/profile.sh
 #
 # Every step has its own timeout and the script continues when one fails; it exits 1 when any
 # step failed or was skipped, else 0.
@@ -38,6 +41,12 @@ step() {
   local name="$1" limit="$2"
   shift 2
   step_names+=("$name")
+  if [[ " ${GPU_CHECK_SKIP:-} " == *" $name "* ]]; then
+    step_result[$name]="SKIPPED (GPU_CHECK_SKIP)"
+    step_seconds[$name]=0
+    log "$name: skipped (GPU_CHECK_SKIP)"
+    return 0
+  fi
   local left=$((budget - (SECONDS - started)))
   if ((left < 15)); then
     step_result[$name]="SKIPPED (out of time)"
@@ -236,6 +245,13 @@ else
   step_names+=(pytorch-peer)
   step_result[pytorch-peer]="SKIPPED (tools/peer/pytorch_seed.py absent)"
   step_seconds[pytorch-peer]=0
+fi
+
+if [[ "${GPU_CHECK_PROFILE:-0}" == 1 && -x "$bin" ]]; then
+  for v in v0 v1; do
+    step "profile-$v" 100 env SPLITCONV="$bin" SPLITCONV_DATA="$root/.carry/data" \
+      PROFILE_SKIP=3000 PROFILE_COUNT=120 tools/profile.sh "models/seed-$v.net" "$out/profile-$v"
+  done
 fi
 
 sanitizer="$(command -v compute-sanitizer || true)"
