@@ -50,11 +50,14 @@ def number(s):
 
 PREFIX = {"": 1.0, "K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "n": 1e-9, "u": 1e-6, "m": 1e-3}
 BASES = ("second", "byte", "inst", "cycle", "sector", "request", "warp", "thread")
+SHORT = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9, "B": 1.0, "KB": 1e3, "MB": 1e6, "GB": 1e9}
 
 def scale(unit):
     """Factor to the base unit: 'Gbyte/second' -> 1e9, 'usecond' -> 1e-6, '%' -> 1."""
     def one(u):
         u = u.strip()
+        if u in SHORT:  # ncu abbreviates times: "ns", "us", "ms"
+            return SHORT[u]
         for b in BASES:
             if u.endswith(b) and u[: -len(b)] in PREFIX:
                 return PREFIX[u[: -len(b)]]
