@@ -64,7 +64,7 @@ TrainReport Trainer::run(int64_t train_count,
   auto start_all = clock::now();
   // Progress every ~2% of an epoch: enough for a live line, rare enough not to stall a GPU.
   const int64_t every = std::max<int64_t>(1, steps / 50);
-  for (; epoch_ < opts_.epochs; ++epoch_) {
+  while (epoch_ < opts_.epochs) {
     auto order = epoch_order(train_count, opts_.seed, epoch_);
     backend_.set_order(order);
     backend_.reset_train_metrics();
@@ -94,9 +94,10 @@ TrainReport Trainer::run(int64_t train_count,
     train_seconds += seconds;
     report.images += train_count;
     report.steps += steps;
+    ++epoch_;  // done: a state taken from here on (a checkpoint) resumes at the next epoch
     Metrics test = backend_.evaluate(Split::Test);
     EpochReport e;
-    e.epoch = epoch_ + 1;
+    e.epoch = epoch_;
     e.loss = m.loss();
     e.train_accuracy = m.accuracy();
     e.test_accuracy = test.accuracy();
@@ -105,7 +106,7 @@ TrainReport Trainer::run(int64_t train_count,
     report.epochs.push_back(e);
     if (progress) {
       Progress p;
-      p.epoch = epoch_ + 1, p.epochs = opts_.epochs, p.step = steps, p.steps = steps;
+      p.epoch = epoch_, p.epochs = opts_.epochs, p.step = steps, p.steps = steps;
       p.running = m;
       p.seconds = seconds;
       p.images_per_second = double(train_count) / std::max(seconds, 1e-9);

@@ -163,3 +163,19 @@ TEST(TrainerMnist, LossDecreasesOnAFewHundredRealImages) {
   EXPECT_LT(r.epochs.back().loss, 0.6 * r.epochs.front().loss);
   EXPECT_GT(r.test_accuracy, 0.7);
 }
+
+TEST(Trainer, StateTakenAtTheEndOfAnEpochResumesAtTheNext) {
+  Rig s;
+  Trainer t(s.model, *s.backend, options(2));
+  t.initialise();
+  std::vector<int> seen;
+  std::vector<int64_t> steps;
+  t.run(s.train.count, [&](const Progress& p) {
+    if (!p.epoch_done) return;
+    TrainState st = t.state();  // what `train --save` writes after every epoch
+    seen.push_back(st.epoch);
+    steps.push_back(st.step);
+  });
+  EXPECT_EQ(seen, (std::vector<int>{1, 2}));
+  EXPECT_EQ(steps, (std::vector<int64_t>{13, 26}));
+}

@@ -26,6 +26,7 @@ void add_train(CLI::App& app) {
     if (!ck_path.empty()) {
       Checkpoint ck = load_checkpoint(ck_path);
       model = model_of(ck, ck_path);
+      model.spec.source = ck_path;  // reports name the checkpoint, not "CK:spec"
       if (!model_path.empty()) {
         Model asked = build_model(load_spec(model_path));
         if (format_spec(asked.spec) != format_spec(model.spec))
@@ -42,17 +43,21 @@ void add_train(CLI::App& app) {
       model = build_model(load_spec(model_path));
     }
     Dataset data = load_dataset(o.dataset, resolve_data_dir(o.data_dir));
-    RunResult r = train_model(model, data, o, from, model.spec.source);
+    // With --save, a checkpoint after every epoch: a crash loses at most the epoch in flight.
+    auto save = [&](const TrainState& state) {
+      Checkpoint ck;
+      ck.spec_text = format_spec(model.spec);
+      ck.state = state;
+      ck.dataset = o.dataset;
+      save_checkpoint(save_path, model, ck);
+    };
+    std::function<void(const TrainState&)> after_epoch;
+    if (!save_path.empty()) after_epoch = save;
+    RunResult r = train_model(model, data, o, from, model.spec.source, after_epoch);
     std::printf("%s on %s (%s): test accuracy %.4f, %.1f s, %.0f images/s\n",
                 model.spec.source.c_str(), o.dataset.c_str(), r.description.c_str(),
                 r.report.test_accuracy, r.report.train_seconds, r.report.images_per_second);
-    if (!save_path.empty()) {
-      Checkpoint ck;
-      ck.spec_text = format_spec(model.spec);
-      ck.state = r.state;
-      ck.dataset = o.dataset;
-      save_checkpoint(save_path, model, ck);
-    }
+    if (!save_path.empty() && r.report.epochs.empty()) save(r.state);  // --epochs 0: still save
     if (!o.json_path.empty()) {
       nlohmann::json j = {{"model", model.spec.source},
                           {"dataset", o.dataset},

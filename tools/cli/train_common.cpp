@@ -37,7 +37,8 @@ static void show_progress(const std::string& label, const Progress& p) {
 }
 
 RunResult train_model(const Model& model, const Dataset& data, const RunOptions& o,
-                      const TrainState* start, const std::string& label) {
+                      const TrainState* start, const std::string& label,
+                      const std::function<void(const TrainState&)>& after_epoch) {
   auto backend = make_backend(o.device, o.backend);
   backend->plan(model, o.train.batch);
   ImageSet train = data.train.head(o.limit);
@@ -52,9 +53,13 @@ RunResult train_model(const Model& model, const Dataset& data, const RunOptions&
   r.choices = backend->choices();
   if (o.backend.verbose)
     for (const auto& c : r.choices) std::fprintf(stderr, "%s: %s\n", label.c_str(), c.c_str());
+  const bool show = progress_enabled(o.progress) && !o.quiet;
   std::function<void(const Progress&)> cb;
-  if (progress_enabled(o.progress) && !o.quiet)
-    cb = [&](const Progress& p) { show_progress(label, p); };
+  if (show || after_epoch)
+    cb = [&](const Progress& p) {
+      if (show) show_progress(label, p);
+      if (p.epoch_done && after_epoch) after_epoch(trainer.state());
+    };
   r.report = trainer.run(train.count, cb);
   r.state = trainer.state();
   return r;

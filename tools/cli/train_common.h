@@ -1,5 +1,6 @@
 // What train, compare and evaluate share: options, loading, one training run.
 #pragma once
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -28,8 +29,10 @@ struct RunResult {
 };
 
 // Trains `model` on `data` from a fresh start or from `start` (resume or --init).
+// after_epoch, when given, sees the state after every epoch (to save a checkpoint).
 RunResult train_model(const Model& model, const Dataset& data, const RunOptions& o,
-                      const TrainState* start, const std::string& label);
+                      const TrainState* start, const std::string& label,
+                      const std::function<void(const TrainState&)>& after_epoch = {});
 
 nlohmann::json epochs_json(const TrainReport& r);
 
