@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_util.h"
 #include "check.h"
 #include "conv_split.h"
 #include "cpu/cpu_ops.h"
@@ -27,38 +28,16 @@ namespace {
 constexpr double kOwnTolerance = 1e-4;
 constexpr double kCudnnTolerance = 1e-3;
 constexpr size_t kMaxCudnnWorkspace = size_t(256) << 20;
-constexpr int kWarmups = 3;
-constexpr float kMinSampleMs = 0.5f;  // each timed sample repeats the call at least this long
 
-class CudnnHandle {
- public:
-  explicit CudnnHandle(cudaStream_t s) {
-    CUDNN_CHECK(cudnnCreate(&h));
-    CUDNN_CHECK(cudnnSetStream(h, s));
-  }
-  ~CudnnHandle() { (void)cudnnDestroy(h); }
-  CudnnHandle(const CudnnHandle&) = delete;
-  CudnnHandle& operator=(const CudnnHandle&) = delete;
-  cudnnHandle_t h = nullptr;
-};
-
-class Stream {
- public:
-  Stream() { CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking)); }
-  ~Stream() { (void)cudaStreamDestroy(s); }
-  Stream(const Stream&) = delete;
-  Stream& operator=(const Stream&) = delete;
-  cudaStream_t s = nullptr;
-};
-
-class Event {
- public:
-  Event() { CUDA_CHECK(cudaEventCreate(&e)); }
-  ~Event() { (void)cudaEventDestroy(e); }
-  Event(const Event&) = delete;
-  Event& operator=(const Event&) = delete;
-  cudaEvent_t e = nullptr;
-};
+// 3 warm-ups, then the median of `runs` samples, each repeating the call for at least 0.5 ms.
+bench::TimingOptions kernel_timing(int runs) {
+  bench::TimingOptions o;
+  o.warmups = 3;
+  o.runs = o.min_runs = runs;
+  o.budget_s = 1e9;
+  o.min_sample_ms = 0.5;
+  return o;
+}
 
 // One convolution planned through cuDNN's legacy API, float32 math (CUDNN_FMA_MATH), the
 // algorithms found by measuring (cudnnFind*), as the backend's cuDNN path does.
@@ -176,12 +155,6 @@ Floats random_floats(Rng& rng, int64_t count) {
   return v;
 }
 
-DeviceBuffer<float> upload(const Floats& v, const char* what) {
-  DeviceBuffer<float> d(v.size(), what);
-  CUDA_CHECK(cudaMemcpy(d.get(), v.data(), v.size() * sizeof(float), cudaMemcpyHostToDevice));
-  return d;
-}
-
 // max |got − ref| / max |ref|
 double relative_error(const DeviceBuffer<float>& got, const Floats& ref) {
   Floats host(ref.size());
@@ -219,32 +192,6 @@ struct Row {
 struct Work {
   double flops = 0, bytes = 0;
 };
-
-// Median over `runs` samples; a sample repeats the call until it lasts kMinSampleMs.
-double median_ms(const std::function<void()>& run, cudaStream_t s, int runs) {
-  for (int i = 0; i < kWarmups; ++i) run();
-  CUDA_CHECK(cudaStreamSynchronize(s));
-  Event start, stop;
-  float once = 0;
-  CUDA_CHECK(cudaEventRecord(start.e, s));
-  run();
-  CUDA_CHECK(cudaEventRecord(stop.e, s));
-  CUDA_CHECK(cudaEventSynchronize(stop.e));
-  CUDA_CHECK(cudaEventElapsedTime(&once, start.e, stop.e));
-  const int reps = std::clamp(int(std::ceil(kMinSampleMs / std::max(once, 1e-4f))), 1, 1000);
-  std::vector<double> samples;
-  for (int r = 0; r < runs; ++r) {
-    CUDA_CHECK(cudaEventRecord(start.e, s));
-    for (int i = 0; i < reps; ++i) run();
-    CUDA_CHECK(cudaEventRecord(stop.e, s));
-    CUDA_CHECK(cudaEventSynchronize(stop.e));
-    float ms = 0;
-    CUDA_CHECK(cudaEventElapsedTime(&ms, start.e, stop.e));
-    samples.push_back(double(ms) / reps);
-  }
-  std::sort(samples.begin(), samples.end());
-  return samples[samples.size() / 2];
-}
 
 // ---- the shapes ----
 
@@ -287,15 +234,6 @@ std::string shape_text(const SplitBenchArgs& a) {
          " batch " + std::to_string(a.batch) + " " + a.padding;
 }
 
-std::string device_text() {
-  int dev = 0;
-  CUDA_CHECK(cudaGetDevice(&dev));
-  cudaDeviceProp prop{};
-  CUDA_CHECK(cudaGetDeviceProperties(&prop, dev));
-  return std::string(prop.name) + " (sm_" + std::to_string(prop.major) +
-         std::to_string(prop.minor) + ")";
-}
-
 // ---- validation, timing, the table ----
 
 // Each variant's outputs are first set to NaN, so that one which writes nothing fails.
@@ -314,7 +252,7 @@ std::vector<Row> measure(std::vector<Variant>& variants, const SplitBenchArgs& a
     for (const Output& o : v.outputs)
       r.error = std::max(r.error, relative_error(*o.device, *o.ref));
     r.valid = r.error <= (v.baseline ? kCudnnTolerance : kOwnTolerance);
-    if (r.valid) r.ms = median_ms(v.run, s, a.runs);
+    if (r.valid) r.ms = median_ms(v.run, s, kernel_timing(a.runs));
     rows.push_back(r);
   }
   return rows;

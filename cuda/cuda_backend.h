@@ -14,6 +14,7 @@
 #include "conv.h"
 #include "ops.h"
 #include "splitconv/backend.h"
+#include "splitconv/bench.h"
 #include "splitconv/model.h"
 
 namespace splitconv::gpu {
@@ -48,6 +49,11 @@ class CudaBackend final : public Backend {
   Metrics evaluate(Split split, int64_t limit = 0) override;
   void predict(const ImageSet& images, std::span<float> probabilities) override;
 
+  // For `bench layers` (bench_layers_cuda.cpp): one eager step, then per model layer the
+  // median forward and backward time at the planned batch, the gather, loss and Adam, and the
+  // whole train_step (a graph replay) last. Needs the train split uploaded and an order set.
+  bench::LayersResult time_layers(const bench::TimingOptions& o);
+
   // For tests: whether full-batch steps now replay a captured graph, and why not if they don't.
   bool graph_ready() const { return exec_ != nullptr; }
   const std::string& graph_note() const { return graph_note_; }
@@ -71,6 +77,8 @@ class CudaBackend final : public Backend {
   void enqueue_step(int n);
   void forward(int n);
   void backward(int n);
+  void forward_layer(size_t i, int n);   // layer i of forward(n)
+  void backward_layer(size_t i, int n);  // layer i of backward(n)
   void capture_step();  // records enqueue_step(max_batch_) into exec_
   Metrics read_metrics(Acc which, int64_t count);
   float* weight(const Layer& l, const DeviceBuffer<float>& flat) const;

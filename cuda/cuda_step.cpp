@@ -114,59 +114,63 @@ void CudaBackend::capture_step() {
 }
 
 void CudaBackend::forward(int n) {
-  for (size_t i = 0; i < model_.layers.size(); ++i) {
-    const Layer& l = model_.layers[i];
-    NvtxRange range(nvtx_fwd_[i].c_str());
-    const float* x = act_[i];  // n×in
-    float* y = act_[i + 1];    // n×out
-    const bool relu = l.spec.activation == Activation::Relu;
-    switch (l.kind()) {
-      case LayerKind::Conv:  // bias and activation included
-        conv_[i]->forward(n, x, weight(l, params_), bias(l, params_), y);
-        break;
-      case LayerKind::MaxPool:
-        maxpool_forward(stream_, pool_geom(l, n), x, y, argmax_[i].get());
-        if (relu) relu_forward(stream_, int64_t(n) * l.out.size(), y);
-        break;
-      case LayerKind::Flatten:  // a view: y is x
-        if (relu) relu_forward(stream_, int64_t(n) * l.out.size(), y);
-        break;
-      case LayerKind::Dense:
-        dense_forward(cublas_, stream_, dense_geom(l, n), x, weight(l, params_), bias(l, params_),
-                      relu, y);
-        break;
-    }
+  for (size_t i = 0; i < model_.layers.size(); ++i) forward_layer(i, n);
+}
+
+void CudaBackend::forward_layer(size_t i, int n) {
+  const Layer& l = model_.layers[i];
+  NvtxRange range(nvtx_fwd_[i].c_str());
+  const float* x = act_[i];  // n×in
+  float* y = act_[i + 1];    // n×out
+  const bool relu = l.spec.activation == Activation::Relu;
+  switch (l.kind()) {
+    case LayerKind::Conv:  // bias and activation included
+      conv_[i]->forward(n, x, weight(l, params_), bias(l, params_), y);
+      break;
+    case LayerKind::MaxPool:
+      maxpool_forward(stream_, pool_geom(l, n), x, y, argmax_[i].get());
+      if (relu) relu_forward(stream_, int64_t(n) * l.out.size(), y);
+      break;
+    case LayerKind::Flatten:  // a view: y is x
+      if (relu) relu_forward(stream_, int64_t(n) * l.out.size(), y);
+      break;
+    case LayerKind::Dense:
+      dense_forward(cublas_, stream_, dense_geom(l, n), x, weight(l, params_), bias(l, params_),
+                    relu, y);
+      break;
   }
 }
 
 void CudaBackend::backward(int n) {
-  for (size_t i = model_.layers.size(); i-- > 0;) {
-    const Layer& l = model_.layers[i];
-    NvtxRange range(nvtx_bwd_[i].c_str());
-    const float* x = act_[i];
-    const float* y = act_[i + 1];
-    float* dy = grad_[i + 1];
-    // No layer before this one has parameters: its input gradient would go unused.
-    float* dx = need_dx_[i] ? grad_[i] : nullptr;
-    const bool relu = l.spec.activation == Activation::Relu;
-    const int64_t out_count = int64_t(n) * l.out.size();
-    switch (l.kind()) {
-      case LayerKind::Conv:  // activation, bias, filter and data gradients
-        conv_[i]->backward(n, x, y, dy, weight(l, params_), dx, weight(l, grads_), bias(l, grads_));
-        break;
-      case LayerKind::MaxPool:
-        if (relu) relu_backward(stream_, out_count, y, dy);
-        if (dx) maxpool_backward(stream_, pool_geom(l, n), dy, argmax_[i].get(), dx);
-        break;
-      case LayerKind::Flatten:  // a view: dx is dy
-        if (relu) relu_backward(stream_, out_count, y, dy);
-        break;
-      case LayerKind::Dense:
-        if (relu) relu_backward(stream_, out_count, y, dy);
-        dense_backward(cublas_, stream_, dense_geom(l, n), x, weight(l, params_), dy, dx,
-                       weight(l, grads_), bias(l, grads_));
-        break;
-    }
+  for (size_t i = model_.layers.size(); i-- > 0;) backward_layer(i, n);
+}
+
+void CudaBackend::backward_layer(size_t i, int n) {
+  const Layer& l = model_.layers[i];
+  NvtxRange range(nvtx_bwd_[i].c_str());
+  const float* x = act_[i];
+  const float* y = act_[i + 1];
+  float* dy = grad_[i + 1];
+  // No layer before this one has parameters: its input gradient would go unused.
+  float* dx = need_dx_[i] ? grad_[i] : nullptr;
+  const bool relu = l.spec.activation == Activation::Relu;
+  const int64_t out_count = int64_t(n) * l.out.size();
+  switch (l.kind()) {
+    case LayerKind::Conv:  // activation, bias, filter and data gradients
+      conv_[i]->backward(n, x, y, dy, weight(l, params_), dx, weight(l, grads_), bias(l, grads_));
+      break;
+    case LayerKind::MaxPool:
+      if (relu) relu_backward(stream_, out_count, y, dy);
+      if (dx) maxpool_backward(stream_, pool_geom(l, n), dy, argmax_[i].get(), dx);
+      break;
+    case LayerKind::Flatten:  // a view: dx is dy
+      if (relu) relu_backward(stream_, out_count, y, dy);
+      break;
+    case LayerKind::Dense:
+      if (relu) relu_backward(stream_, out_count, y, dy);
+      dense_backward(cublas_, stream_, dense_geom(l, n), x, weight(l, params_), dy, dx,
+                     weight(l, grads_), bias(l, grads_));
+      break;
   }
 }
 

@@ -25,4 +25,12 @@ std::string run_conv_split_bench(const SplitBenchArgs&) {
   throw Error("bench kernel: this build has no CUDA backend");
 }
 
+bench::ConvBenchResult bench_conv_cuda(const bench::ConvCase&, const bench::TimingOptions&) {
+  throw Error("bench --device cuda: this build has no CUDA backend");
+}
+
+bench::LayersResult bench_layers_cuda(const Model&, int, const bench::TimingOptions&) {
+  throw Error("bench layers --device cuda: this build has no CUDA backend");
+}
+
 }  // namespace splitconv::gpu

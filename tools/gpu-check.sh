@@ -2,7 +2,9 @@
 # One run on a GPU machine (CUDA toolkit, CMake, ninja, PyTorch; no Debian packages, no
 # network): build with the CUDA backend against .carry/, run the GPU and CPU tests, the
 # compute-sanitizer on the small op tests, `splitconv devices`, train seed-v0 and seed-v1 on
-# MNIST for 5 epochs, and the PyTorch peer. Every log goes to OUTDIR; a summary table comes last.
+# MNIST for 5 epochs, the PyTorch peer, and last the layer benchmarks (bench-conv, bench-sweep:
+# ~4.5 minutes more; give GPU_CHECK_BUDGET room, or GPU_CHECK_SKIP the rest to run them alone).
+# Every log goes to OUTDIR; a summary table comes last.
 #
 # usage: tools/gpu-check.sh OUTDIR
 #   GPU_CHECK_BUDGET   seconds for the whole run (default 450); a step gets what is left, and a
@@ -287,6 +289,46 @@ if [[ -n "$sanitizer" && -x "$gpu_tests" ]]; then
     "$gpu_tests" --gtest_filter='CudaBackend.MetricsCountImagesAndReset' --gtest_brief=1
 fi
 
+# The layer benchmarks (issue 6), after everything else. bench-conv: one shape of each kind
+# through every CUDA variant (cuDNN, own, fused), the per-layer times of both seed models and
+# the measured rule. bench-sweep: the GPU grid (n 3/5/7, c = m 16..256, maps 5..56, batch 32
+# and 256) as a CSV and, where python3 has matplotlib, a plot; --time-limit stops it starting
+# new shapes in time to write them.
+bench_conv() {
+  local args
+  for args in "--n 3 --c 64 --m 64 --size 5x5" "--n 3 --c 64 --m 64 --size 28x28" \
+    "--n 5 --c 128 --m 128 --size 14x14" "--n 7 --c 64 --m 64 --size 28x28 --padding same"; do
+    echo "=== bench conv $args --batch 32"
+    "$bin" bench conv $args --batch 32 --device cuda --json "$out/bench-conv-${args//[ -]/_}.json" || return 1
+  done
+  for v in v0 v1; do
+    echo "=== bench layers models/seed-$v.net"
+    "$bin" bench layers "models/seed-$v.net" --device cuda --json "$out/bench-layers-$v.json" || return 1
+  done
+  echo "=== analyze --rule measured"
+  "$bin" analyze models/seed-v0.net models/wide5-v0.net --rule measured --device cuda \
+    --json "$out/analyze-measured.json"
+}
+bench_sweep() {
+  local plot=()
+  if python3 -c 'import matplotlib' 2>/dev/null || /usr/bin/python3 -c 'import matplotlib' 2>/dev/null; then
+    plot=(--plot "$out/bench-sweep-gpu.png")
+  else
+    echo "no matplotlib in python3: no plot here (later: tools/plot.py bench-sweep-gpu.csv OUT.png)"
+  fi
+  "$bin" bench sweep --device cuda --grid full --time-limit 150 --progress \
+    --csv "$out/bench-sweep-gpu.csv" "${plot[@]}"
+}
+if [[ -x "$bin" ]]; then
+  export bin out
+  export -f bench_conv bench_sweep
+  step bench-conv 90 bash -c bench_conv
+  step bench-sweep 200 bash -c bench_sweep
+else
+  not_built bench-conv splitconv
+  not_built bench-sweep splitconv
+fi
+
 # --- summary --------------------------------------------------------------------------------
 ctest_counts() {  # LOG: "P passed, F failed of T" from ctest's closing line
   local line
@@ -327,6 +369,7 @@ done
       train-v0 | train-v1 | train-v1-own) detail="$(train_summary "$out/$name.json")" ;;
       devices) detail="$(grep -m1 '^cuda:0' "$out/devices.log" 2>/dev/null)" ;;
       pytorch-peer) detail="$(tail -n 4 "$out/pytorch-peer.log" 2>/dev/null | tr '\n' ';')" ;;
+      bench-sweep) detail="$(grep -hE '^[0-9]+ of [0-9]+ shapes|no matplotlib' "$out/bench-sweep.log" 2>/dev/null | tr '\n' ';')" ;;
     esac
     printf '%-18s %-30s %5s  %s\n' "$name" "${step_result[$name]}" "${step_seconds[$name]}" "$detail"
   done

@@ -10,7 +10,9 @@
 #include <numeric>
 #include <thread>
 
+#include "cpu/aligned.h"
 #include "cpu/cpu_ops.h"
+#include "cpu/workers.h"
 #include "splitconv/backend.h"
 #include "splitconv/error.h"
 #include "splitconv/tensor.h"
@@ -18,96 +20,8 @@
 namespace splitconv {
 namespace {
 
-// 64-byte aligned storage. With AVX, Eigen's kernels take a different path for a buffer that
-// is not 32-byte aligned, and that changes the rounding: aligned buffers keep a step bitwise
-// reproducible from run to run, whatever malloc returns.
-template <class T>
-struct Aligned64 {
-  using value_type = T;
-  Aligned64() = default;
-  template <class U>
-  Aligned64(const Aligned64<U>&) {}
-  T* allocate(size_t n) { return static_cast<T*>(::operator new(n * sizeof(T), std::align_val_t(64))); }
-  void deallocate(T* p, size_t) { ::operator delete(p, std::align_val_t(64)); }
-  template <class U>
-  bool operator==(const Aligned64<U>&) const { return true; }
-};
+using cpu::Aligned64;
 using Floats = std::vector<float, Aligned64<float>>;
-
-// Worker threads started once at plan time and woken for each parallel section, so the step
-// loop starts no threads. The calling thread does part 0.
-class Workers {
- public:
-  explicit Workers(int threads) : errors_(threads) {
-    for (int i = 1; i < threads; ++i) threads_.emplace_back([this, i] { loop(i); });
-  }
-  ~Workers() {
-    {
-      std::lock_guard lock(mu_);
-      stop_ = true;
-      start_.notify_all();
-    }
-    for (auto& t : threads_) t.join();
-  }
-  // Calls f(i) for every i in [0, parts), parts ≤ threads, and waits; rethrows the first error.
-  template <class F>
-  void run(int parts, F& f) {
-    if (parts <= 1) return f(0);
-    {
-      std::lock_guard lock(mu_);
-      call_ = [](void* ctx, int i) { (*static_cast<F*>(ctx))(i); };
-      ctx_ = &f;
-      parts_ = parts;
-      pending_ = parts - 1;
-      ++generation_;
-      start_.notify_all();
-    }
-    std::exception_ptr error;
-    try {
-      f(0);
-    } catch (...) {
-      error = std::current_exception();
-    }
-    std::unique_lock lock(mu_);
-    done_.wait(lock, [this] { return pending_ == 0; });  // f must outlive every worker's call
-    for (int i = 1; i < parts; ++i) {
-      if (!error) error = errors_[i];
-      errors_[i] = nullptr;
-    }
-    if (error) std::rethrow_exception(error);
-  }
-
- private:
-  void loop(int index) {
-    uint64_t seen = 0;
-    for (;;) {
-      {
-        std::unique_lock lock(mu_);
-        start_.wait(lock, [&] { return stop_ || generation_ != seen; });
-        if (stop_) return;
-        seen = generation_;
-        if (index >= parts_) continue;
-      }
-      try {
-        call_(ctx_, index);
-      } catch (...) {
-        errors_[index] = std::current_exception();
-      }
-      std::lock_guard lock(mu_);
-      if (--pending_ == 0) done_.notify_one();
-    }
-  }
-
-  std::vector<std::thread> threads_;
-  std::vector<std::exception_ptr> errors_;  // per worker, read after the section ends
-  std::mutex mu_;
-  std::condition_variable start_, done_;
-  uint64_t generation_ = 0;
-  int parts_ = 0, pending_ = 0;
-  bool stop_ = false;
-  void (*call_)(void*, int) = nullptr;
-  void* ctx_ = nullptr;
-};
 
 struct Stored {  // an uploaded split: uint8 pixels, normalised when a batch is gathered
   int64_t count = 0;
@@ -193,7 +107,7 @@ class CpuBackend final : public Backend {
   std::vector<int32_t> iota_;              // 0, 1, … max_batch−1
   std::vector<uint8_t> batch_labels_;
   std::vector<std::string> choices_;
-  std::unique_ptr<Workers> workers_;
+  std::unique_ptr<cpu::Workers> workers_;
   Stored train_, test_;
   std::vector<int32_t> order_;
   Metrics train_metrics_;
@@ -263,7 +177,7 @@ void CpuBackend::plan(const Model& model, int max_batch) {
   // Eigen's GEMM keeps the CPU's cache sizes in a static set up on first use: set it up here,
   // before threads share it.
   Eigen::initParallel();
-  if (!workers_) workers_ = std::make_unique<Workers>(threads_);
+  if (!workers_) workers_ = std::make_unique<cpu::Workers>(threads_);
   train_metrics_ = {};
   planned_ = true;
 }

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "splitconv/analysis.h"
+#include "splitconv/bench.h"
 #include "splitconv/model.h"
 
 namespace splitconv::cli {
@@ -14,6 +15,8 @@ void add_factorize(CLI::App& app);
 void add_data(CLI::App& app);
 void add_devices(CLI::App& app);
 void add_bench(CLI::App& app);
+void add_bench_sweep(CLI::App* bench);   // bench sweep (cmd_bench_sweep.cpp)
+void add_bench_layers(CLI::App* bench);  // bench layers (cmd_bench_sweep.cpp)
 void add_train(CLI::App& app);
 void add_compare(CLI::App& app);
 void add_evaluate(CLI::App& app);
@@ -26,5 +29,22 @@ void write_file_atomic(const std::string& path, const std::string& text);
 void write_json(const std::string& path, const nlohmann::json& j);
 // Progress lines go to stderr only on a terminal, or when forced.
 bool progress_enabled(bool forced);
+
+// --- the benchmarks and the measured rule (measured.cpp) ---
+// "28x28" → h, w; InputError naming the option otherwise.
+void parse_size(const std::string& text, const char* option, int* h, int* w);
+Padding parse_padding(const std::string& text);
+// cpu | cuda, or auto: cuda when a device is present, else cpu. InputError for another name.
+std::string bench_device(const std::string& device);
+// The timing of the measured rule: quicker than bench conv's default (up to 5 samples within
+// 0.3 s each), `runs` overriding the sample count when positive.
+bench::TimingOptions rule_timing(const std::string& device, int runs);
+// Per conv layer: the parameter rule, the MAC rule and the measured decision with the times.
+std::string measured_table(const std::vector<SplitAnalysis>& splits,
+                           const std::vector<bench::MeasuredDecision>& decisions,
+                           const bench::TimingTable& table, int batch);
+// Adds measured_rule, nxn_ms, pair_ms, pair_impl to each entry of an analyze report's "split".
+void add_measured_json(nlohmann::json& report, const std::vector<bench::MeasuredDecision>& d,
+                       const bench::TimingTable& table, int batch);
 
 }  // namespace splitconv::cli

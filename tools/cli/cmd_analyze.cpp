@@ -3,6 +3,7 @@
 #include <iostream>
 
 #include "cli.h"
+#include "splitconv/error.h"
 #include "splitconv/spec.h"
 
 namespace splitconv::cli {
@@ -86,13 +87,30 @@ void add_analyze(CLI::App& app) {
   auto* cmd = app.add_subcommand("analyze", "Layer table (output, params, MACs) and the split "
                                             "analysis of every conv layer");
   static std::vector<std::string> models;
-  static std::string json_path;
-  static int rank = 0;
+  static std::string json_path, rule = "params", device = "auto";
+  static int rank = 0, batch = 32, runs = 0;
   cmd->add_option("MODEL", models, "model spec(s) (.net)")->required();
   cmd->add_option("--json", json_path, "write a JSON report");
   cmd->add_option("--rank", rank, "filters K of the n×1 layer (default m, the notebook's choice)")
       ->check(CLI::PositiveNumber);
-  cmd->callback([] {
+  cmd->add_option("--rule", rule,
+                  "params: the parameter rules only; measured: also time each splittable conv "
+                  "and its pair (forward + backward) on --device at --batch, and show the "
+                  "parameter rule, the MAC rule and the measured decision side by side")
+      ->capture_default_str();
+  auto* dev = cmd->add_option("--device", device, "with --rule measured: cpu, cuda or auto")
+                  ->capture_default_str();
+  auto* bat = cmd->add_option("--batch", batch, "with --rule measured: the training batch size")
+                  ->capture_default_str()->check(CLI::PositiveNumber);
+  auto* run = cmd->add_option("--runs", runs, "with --rule measured: timed samples at most")
+                  ->check(CLI::PositiveNumber);
+  cmd->callback([dev, bat, run] {
+    if (rule != "params" && rule != "measured")
+      throw InputError("--rule: expected params or measured, got '" + rule + "'");
+    const bool measured = rule == "measured";
+    if (!measured && (dev->count() || bat->count() || run->count()))
+      throw InputError("--device, --batch and --runs need --rule measured");
+    const std::string where = measured ? bench_device(device) : "";
     nlohmann::json reports = nlohmann::json::array();
     for (size_t i = 0; i < models.size(); ++i) {
       Model m = build_model(load_spec(models[i]));
@@ -101,6 +119,13 @@ void add_analyze(CLI::App& app) {
       print_summary(m);
       print_splits(splits);
       reports.push_back(analysis_json(m, splits));
+      if (!measured) continue;
+      std::fflush(stdout);
+      const bench::TimingTable table =
+          bench::time_conv_layers(m, batch, rank, where, rule_timing(where, runs));
+      const auto decisions = bench::measured_rule(m, batch, rank, table);
+      std::printf("%s", measured_table(splits, decisions, table, batch).c_str());
+      add_measured_json(reports.back(), decisions, table, batch);
     }
     if (!json_path.empty()) {
       if (reports.size() == 1) write_json(json_path, reports[0]);

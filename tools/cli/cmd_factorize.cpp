@@ -15,7 +15,8 @@ namespace {
 
 struct FactorizeArgs {
   std::string model_path, ck_path, out_path, json_path, rule = "exact", mid = "relu";
-  int rank = 0;
+  std::string device = "auto";
+  int rank = 0, batch = 32, runs = 0;
   double energy = 0;
   bool energy_given = false;
   std::vector<std::string> layers;
@@ -29,11 +30,24 @@ void spec_only(const FactorizeArgs& a) {
   if (!a.json_path.empty()) throw InputError("factorize: --json needs --checkpoint");
   Model m = build_model(load_spec(a.model_path));
   FactorizeOptions opts;
-  opts.rule = parse_rule(a.rule);
+  const bool measured = a.rule == "measured" && a.layers.empty();
+  opts.rule = a.rule == "measured" ? SplitRule::Exact : parse_rule(a.rule);
   opts.rank = a.rank;
   opts.layers = a.layers;
   opts.mid_relu = a.mid == "relu";
-  auto r = factorize_spec(m, opts);
+  if (measured) {  // the layers the measured rule picks, its table on stderr
+    const std::string device = bench_device(a.device);
+    const bench::TimingTable table =
+        bench::time_conv_layers(m, a.batch, a.rank, device, rule_timing(device, a.runs));
+    const auto decisions = bench::measured_rule(m, a.batch, a.rank, table);
+    const std::string text = measured_table(analyze_splits(m, a.rank), decisions, table, a.batch);
+    std::fwrite(text.data(), 1, text.size(), stderr);
+    for (const auto& d : decisions)
+      if (d.split) opts.layers.push_back(d.layer);
+  }
+  FactorizeResult r;
+  if (measured && opts.layers.empty()) r.spec = m.spec;  // nothing is worth splitting
+  else r = factorize_spec(m, opts);
   Model split = build_model(r.spec);  // checks the result and counts its parameters
   std::string title = "factorized from " + a.model_path + ": split " +
                       (r.split.empty() ? std::string("nothing") : "");
@@ -47,6 +61,9 @@ void spec_only(const FactorizeArgs& a) {
 }
 
 void from_checkpoint(const FactorizeArgs& a) {
+  if (a.rule == "measured")
+    throw InputError("factorize: --rule measured works on a spec (MODEL, no --checkpoint); to "
+                     "SVD-split the layers it picks, name them with --layers");
   Checkpoint ck = load_checkpoint(a.ck_path);
   Model model = model_of(ck, a.ck_path);
   if (!a.model_path.empty()) {
@@ -132,8 +149,15 @@ void add_factorize(CLI::App& app) {
                   "split a trained checkpoint by the SVD of each chosen kernel (MODEL, when given, "
                   "must be its spec)");
   cmd->add_option("--rule", a.rule, "which layers to split: exact (P1 < P0), thumb (n > 1 + m/c), "
-                                    "macs (fewer MACs) or all")
+                                    "macs (fewer MACs), all, or measured (P1 < P0 and the pair "
+                                    "is faster, forward + backward, on --device at --batch)")
       ->capture_default_str();
+  auto* dev = cmd->add_option("--device", a.device, "with --rule measured: cpu, cuda or auto")
+                  ->capture_default_str();
+  auto* bat = cmd->add_option("--batch", a.batch, "with --rule measured: the training batch size")
+                  ->capture_default_str()->check(CLI::PositiveNumber);
+  auto* run = cmd->add_option("--runs", a.runs, "with --rule measured: timed samples at most")
+                  ->check(CLI::PositiveNumber);
   auto* rank = cmd->add_option("--rank", a.rank,
                                "filters K of the n×1 layer (default m; with --checkpoint at most "
                                "min(c·n1, n2·m), the default when smaller than m)")
@@ -150,7 +174,12 @@ void add_factorize(CLI::App& app) {
                   "write the spec here (default: stdout); with --checkpoint a .safetensors "
                   "checkpoint (weights only)");
   cmd->add_option("--json", a.json_path, "with --checkpoint: write a JSON report");
-  cmd->callback([] {
+  cmd->callback([dev, bat, run] {
+    if (a.rule != "exact" && a.rule != "thumb" && a.rule != "macs" && a.rule != "all" &&
+        a.rule != "measured")
+      throw InputError("--rule: expected exact, thumb, macs, all or measured, got '" + a.rule + "'");
+    if (a.rule != "measured" && (dev->count() || bat->count() || run->count()))
+      throw InputError("--device, --batch and --runs need --rule measured");
     if (a.mid != "relu" && a.mid != "none")
       throw InputError("--mid: expected relu or none, got '" + a.mid + "'");
     if (a.ck_path.empty()) spec_only(a);
