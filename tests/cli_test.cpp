@@ -1,5 +1,7 @@
 // The command line as a person uses it: reports, exit codes, one-line errors, no partial files.
 #include <gtest/gtest.h>
+
+#include "run_cli.h"
 #include <sys/wait.h>
 
 #include <array>
@@ -12,28 +14,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct Result {
-  int code = -1;
-  std::string out, err;
-};
+using Result = splitconv::testing::CliResult;
 
-// Runs the splitconv binary with `args` (shell words), capturing stdout and stderr.
-Result run(const std::string& args) {
-  fs::path dir = fs::temp_directory_path() / ("splitconv-cli-" + std::to_string(getpid()));
-  fs::create_directories(dir);
-  std::string err_file = (dir / "stderr").string();
-  std::string cmd = std::string(SPLITCONV_BINARY) + " " + args + " 2>" + err_file;
-  Result r;
-  FILE* p = popen(cmd.c_str(), "r");
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
-  int status = pclose(p);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  std::ifstream e(err_file);
-  r.err.assign(std::istreambuf_iterator<char>(e), {});
-  return r;
-}
+Result run(const std::string& args) { return splitconv::testing::run_cli(args); }
 
 const std::string src = SPLITCONV_SOURCE_DIR;
 

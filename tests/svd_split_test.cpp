@@ -4,6 +4,8 @@
 #include "splitconv/svd_split.h"
 
 #include <gtest/gtest.h>
+
+#include "run_cli.h"
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -313,10 +315,7 @@ TEST(SvdSplitError, BadInputIsAnInputError) {
 
 // --- the command line ---
 
-struct Result {
-  int code = -1;
-  std::string out, err;
-};
+using Result = splitconv::testing::CliResult;
 
 fs::path scratch(const std::string& name) {
   fs::path dir = fs::temp_directory_path() / ("splitconv-svd-" + std::to_string(getpid()));
@@ -324,20 +323,7 @@ fs::path scratch(const std::string& name) {
   return dir / name;
 }
 
-Result run(const std::string& args) {
-  std::string err_file = scratch("stderr").string();
-  std::string cmd = std::string(SPLITCONV_BINARY) + " " + args + " 2>" + err_file;
-  Result r;
-  FILE* p = popen(cmd.c_str(), "r");
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
-  int status = pclose(p);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  std::ifstream e(err_file);
-  r.err.assign(std::istreambuf_iterator<char>(e), {});
-  return r;
-}
+Result run(const std::string& args) { return splitconv::testing::run_cli(args); }
 
 const std::string src = SPLITCONV_SOURCE_DIR;
 
