@@ -3,20 +3,12 @@
 #include <cstdio>
 
 #include "splitconv/bench.h"
+#include "splitconv/format.h"
 
 namespace splitconv::bench {
 namespace {
 
 double ms_of(const VariantResult& v, bool train) { return train ? v.train_ms : v.forward_ms; }
-
-std::string thousands(int64_t v) {
-  std::string digits = std::to_string(v < 0 ? -v : v), out;
-  for (size_t i = 0; i < digits.size(); ++i) {
-    if (i && (digits.size() - i) % 3 == 0) out += ',';
-    out += digits[i];
-  }
-  return v < 0 ? "-" + out : out;
-}
 
 std::string fmt(const char* f, double v) {
   char buf[64];

@@ -17,7 +17,7 @@ SplitRule parse_rule(const std::string& text) {
   throw InputError("--rule: expected exact, thumb, macs or all, got '" + text + "'");
 }
 
-static bool chosen(const SplitAnalysis& a, SplitRule rule) {
+bool rule_picks(const SplitAnalysis& a, SplitRule rule) {
   if (!a.splittable) return false;
   switch (rule) {
     case SplitRule::Exact: return a.exact_rule;
@@ -49,7 +49,7 @@ FactorizeResult factorize_spec(const Model& model, const FactorizeOptions& opts)
   for (const auto& l : model.layers) {
     auto a = analyze_split(l, rank_of(opts, l.name()));
     bool split = opts.layers.empty()
-                     ? chosen(a, opts.rule)
+                     ? rule_picks(a, opts.rule)
                      : std::find(opts.layers.begin(), opts.layers.end(), l.name()) !=
                            opts.layers.end();
     if (!split) {

@@ -73,16 +73,6 @@ int rank_for_energy(const Eigen::VectorXd& sigma, double fraction) {
   return int(sigma.size());
 }
 
-bool rule_picks(const SplitAnalysis& a, SplitRule rule) {
-  switch (rule) {
-    case SplitRule::Exact: return a.exact_rule;
-    case SplitRule::Thumb: return a.thumb_rule;
-    case SplitRule::Macs: return a.macs_rule;
-    case SplitRule::All: return true;
-  }
-  return false;
-}
-
 std::string range_text(const Decomposed& d) {
   const Layer& l = *d.layer;
   return "1.." + std::to_string(d.max_rank) + " (min(c·n1, n2·m) = min(" + std::to_string(l.in.c) +

@@ -2,6 +2,8 @@
 // caught), the measured rule decides from its table alone, the grid and the derived figures
 // are what the docs say, and the commands refuse bad arguments with exit 2 and one line.
 #include <gtest/gtest.h>
+
+#include "run_cli.h"
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -46,26 +48,9 @@ ConvCase small_case(Padding padding = Padding::Valid) {
   return s;
 }
 
-struct Outcome {
-  int code = -1;
-  std::string out, err;
-};
+using Outcome = splitconv::testing::CliResult;
 
-Outcome run(const std::string& args) {
-  const fs::path dir = fs::temp_directory_path() / ("splitconv-bench-" + std::to_string(getpid()));
-  fs::create_directories(dir);
-  const std::string err_file = (dir / "stderr").string();
-  Outcome r;
-  FILE* p = popen((std::string(SPLITCONV_BINARY) + " " + args + " 2>" + err_file).c_str(), "r");
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
-  const int status = pclose(p);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  std::ifstream e(err_file);
-  r.err.assign(std::istreambuf_iterator<char>(e), {});
-  return r;
-}
+Outcome run(const std::string& args) { return splitconv::testing::run_cli(args); }
 
 fs::path scratch(const std::string& name) {
   const fs::path dir = fs::temp_directory_path() / ("splitconv-bench-" + std::to_string(getpid()));

@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "splitconv/analysis.h"
 #include "splitconv/model.h"
 #include "splitconv/spec.h"
 
@@ -28,5 +29,8 @@ struct FactorizeResult {
 // unsplittable layer named in opts.layers.
 FactorizeResult factorize_spec(const Model& model, const FactorizeOptions& opts);
 SplitRule parse_rule(const std::string& text);
+// Whether `rule` chooses to split a layer with this analysis (a layer that cannot be split
+// never is).
+bool rule_picks(const SplitAnalysis& a, SplitRule rule);
 
 }  // namespace splitconv

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "splitconv/analysis.h"
+#include "splitconv/format.h"
 #include "splitconv/bench.h"
 #include "splitconv/model.h"
 
@@ -21,8 +22,7 @@ void add_train(CLI::App& app);
 void add_compare(CLI::App& app);
 void add_evaluate(CLI::App& app);
 
-// "93,322"
-std::string thousands(int64_t v);
+using splitconv::thousands;  // "93,322"
 std::string hwc(const Shape& s);
 // Writes a whole file through PATH.tmp and a rename: never a partial output file.
 void write_file_atomic(const std::string& path, const std::string& text);
