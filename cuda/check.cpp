@@ -1,5 +1,5 @@
 // Error messages for failed CUDA, cuDNN and cuBLAS calls, and checked allocation.
-#include "check.h"
+#include "resources.h"
 
 #include <cstdio>
 #include <string>

@@ -1,6 +1,7 @@
-// Error checks for every CUDA, cuDNN and cuBLAS call, and device memory that frees itself.
-// A failure throws splitconv::Error naming the call, the library's own message, file and line
-// (DESIGN.md). Internal to the CUDA backend: public headers never see CUDA types.
+// Error checks for every CUDA, cuDNN and cuBLAS call: a failure throws splitconv::Error naming
+// the call, the library's own message, file and line (docs/design.md, Numeric conventions:
+// errors). The resources these calls create free themselves: resources.h. Internal to the
+// CUDA backend: public headers never see CUDA types.
 #pragma once
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>
@@ -9,7 +10,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
-#include <utility>
 
 namespace splitconv::gpu {
 
@@ -44,77 +44,12 @@ namespace splitconv::gpu {
 
 namespace splitconv::gpu {
 
-// cudaMalloc that says, on failure, how much was asked for, for what, and how much is free.
-void* device_alloc(size_t bytes, const char* what);
-void device_free(void* p) noexcept;
-void* pinned_alloc(size_t bytes, const char* what);
-void pinned_free(void* p) noexcept;
-
-// Device memory for `count` values of T; frees itself, never throws when it does.
-template <class T>
-class DeviceBuffer {
- public:
-  DeviceBuffer() = default;
-  DeviceBuffer(size_t count, const char* what)
-      : ptr_(static_cast<T*>(count ? device_alloc(count * sizeof(T), what) : nullptr)),
-        count_(count) {}
-  ~DeviceBuffer() { device_free(ptr_); }
-  DeviceBuffer(DeviceBuffer&& o) noexcept
-      : ptr_(std::exchange(o.ptr_, nullptr)), count_(std::exchange(o.count_, 0)) {}
-  DeviceBuffer& operator=(DeviceBuffer&& o) noexcept {
-    if (this != &o) {
-      device_free(ptr_);
-      ptr_ = std::exchange(o.ptr_, nullptr);
-      count_ = std::exchange(o.count_, 0);
-    }
-    return *this;
-  }
-  DeviceBuffer(const DeviceBuffer&) = delete;
-  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
-
-  T* get() const { return ptr_; }
-  size_t size() const { return count_; }
-  size_t bytes() const { return count_ * sizeof(T); }
-
- private:
-  T* ptr_ = nullptr;
-  size_t count_ = 0;
-};
-
-// Page-locked host memory, for copies that run asynchronously with the host.
-template <class T>
-class PinnedBuffer {
- public:
-  PinnedBuffer() = default;
-  PinnedBuffer(size_t count, const char* what)
-      : ptr_(static_cast<T*>(count ? pinned_alloc(count * sizeof(T), what) : nullptr)),
-        count_(count) {}
-  ~PinnedBuffer() { pinned_free(ptr_); }
-  PinnedBuffer(PinnedBuffer&& o) noexcept
-      : ptr_(std::exchange(o.ptr_, nullptr)), count_(std::exchange(o.count_, 0)) {}
-  PinnedBuffer& operator=(PinnedBuffer&& o) noexcept {
-    if (this != &o) {
-      pinned_free(ptr_);
-      ptr_ = std::exchange(o.ptr_, nullptr);
-      count_ = std::exchange(o.count_, 0);
-    }
-    return *this;
-  }
-  PinnedBuffer(const PinnedBuffer&) = delete;
-  PinnedBuffer& operator=(const PinnedBuffer&) = delete;
-
-  T* get() const { return ptr_; }
-  T& operator[](size_t i) const { return ptr_[i]; }
-  size_t size() const { return count_; }
-
- private:
-  T* ptr_ = nullptr;
-  size_t count_ = 0;
-};
+// ⌈a/b⌉ for positive b: tile and grid counts, on the host and in kernels.
+__host__ __device__ constexpr int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 // Grid size for a 1-D launch over `count` items, capped so grid-stride loops cover the rest.
 inline unsigned grid_for(int64_t count, int block, int64_t cap = 65535) {
-  int64_t g = (count + block - 1) / block;
+  int64_t g = ceil_div(count, block);
   if (g < 1) g = 1;
   return unsigned(g < cap ? g : cap);
 }

@@ -1,6 +1,6 @@
 // One convolution layer on the GPU, behind one dispatch point: make_conv_impl picks the
-// implementation of each layer once, at plan time (cuDNN today; the project's own n×1 / 1×n
-// kernels can take single layers over later without the backend changing).
+// implementation of each layer once, at plan time: cuDNN, or the project's own n×1 / 1×n
+// kernels (conv_split.h) for the layers they support.
 #pragma once
 #include <cuda_runtime_api.h>
 #include <cudnn.h>
@@ -18,7 +18,8 @@ namespace splitconv::gpu {
 struct ConvContext {
   cudnnHandle_t cudnn = nullptr;  // bound to `stream`
   cudaStream_t stream = nullptr;
-  bool tf32 = false;  // allow TF32 tensor-core math
+  bool tf32 = false;           // allow TF32 tensor-core math
+  bool deterministic = false;  // only algorithms that give the same bits on every run
   void* workspace = nullptr;
   size_t workspace_bytes = 0;
 };
@@ -42,8 +43,9 @@ class ConvImpl {
 // Picks and plans the implementation of a conv layer for batches of up to max_batch. need_dx:
 // whether the backward pass must produce the input gradient. conv_impl (BackendOptions):
 // "cudnn" everywhere; "own" for every n×1 / 1×n layer (cuDNN for the others); "auto" times
-// own against cuDNN once, here, on an n×1 / 1×n layer and keeps the faster. Throws InputError
-// for what no implementation supports.
+// own against cuDNN once, here, on an n×1 / 1×n layer and keeps the faster — except with
+// ctx.deterministic, where a timing must not decide: auto then means own wherever it applies
+// (its reductions run in a fixed order). Throws InputError for what no implementation supports.
 std::unique_ptr<ConvImpl> make_conv_impl(const Layer& layer, int max_batch, bool need_dx,
                                          const std::string& conv_impl, ConvContext& ctx);
 

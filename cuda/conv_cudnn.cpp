@@ -1,13 +1,15 @@
 // Convolutions through cuDNN's legacy API. The algorithms are chosen once per layer at plan
-// time by cudnnFind* (measured, fastest first); the workspace is sized from that choice.
+// time by cudnnFind* (measured, fastest first; with ctx.deterministic by the heuristic
+// cudnnGet*_v7, among deterministic algorithms); the workspace is sized from that choice.
 // Math: CUDNN_FMA_MATH keeps float32 exact to rounding (CUDNN_DEFAULT_MATH lets cuDNN use
 // TF32 tensor cores on Ampere and later); CUDNN_DEFAULT_MATH only when TF32 is asked for.
 #include <map>
 #include <string>
 #include <vector>
 
-#include "check.h"
+#include "resources.h"
 #include "conv.h"
+#include "cudnn_policy.h"
 #include "ops.h"
 #include "splitconv/error.h"
 #include "splitconv/tensor.h"
@@ -15,88 +17,18 @@
 namespace splitconv::gpu {
 namespace {
 
-// Algorithms needing more scratch than this are passed over (the fast ones need far less).
-constexpr size_t kMaxWorkspace = size_t(256) << 20;
 // The workspace query's answer when an algorithm does not support the shape.
 constexpr size_t kUnsupported = ~size_t(0);
-
-class TensorDesc {
- public:
-  TensorDesc() { CUDNN_CHECK(cudnnCreateTensorDescriptor(&d)); }
-  ~TensorDesc() { (void)cudnnDestroyTensorDescriptor(d); }
-  TensorDesc(const TensorDesc&) = delete;
-  TensorDesc& operator=(const TensorDesc&) = delete;
-  cudnnTensorDescriptor_t d = nullptr;
-};
-
-class FilterDesc {
- public:
-  FilterDesc() { CUDNN_CHECK(cudnnCreateFilterDescriptor(&d)); }
-  ~FilterDesc() { (void)cudnnDestroyFilterDescriptor(d); }
-  FilterDesc(const FilterDesc&) = delete;
-  FilterDesc& operator=(const FilterDesc&) = delete;
-  cudnnFilterDescriptor_t d = nullptr;
-};
-
-class ConvDesc {
- public:
-  ConvDesc() { CUDNN_CHECK(cudnnCreateConvolutionDescriptor(&d)); }
-  ~ConvDesc() { (void)cudnnDestroyConvolutionDescriptor(d); }
-  ConvDesc(const ConvDesc&) = delete;
-  ConvDesc& operator=(const ConvDesc&) = delete;
-  cudnnConvolutionDescriptor_t d = nullptr;
-};
 
 // What depends on the batch size: the activation descriptors and the algorithms.
 struct BatchPlan {
   int n = 0;
-  TensorDesc x, y;
+  TensorDesc x = new_tensor_desc(), y = new_tensor_desc();
   cudnnConvolutionFwdAlgo_t fwd = CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM;
   cudnnConvolutionBwdDataAlgo_t bwd_data = CUDNN_CONVOLUTION_BWD_DATA_ALGO_0;
   cudnnConvolutionBwdFilterAlgo_t bwd_filter = CUDNN_CONVOLUTION_BWD_FILTER_ALGO_0;
   size_t workspace = 0;
 };
-
-// Whether an algorithm's math fits the descriptor's. float32 (the descriptor stays at
-// CUDNN_FMA_MATH): anything but tensor-core math. TF32 allowed: what the descriptor was set to.
-bool math_fits(cudnnMathType_t result, cudnnMathType_t descriptor) {
-  if (descriptor == CUDNN_FMA_MATH)
-    return result != CUDNN_TENSOR_OP_MATH && result != CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION;
-  return result == descriptor;
-}
-
-// FFT and Winograd compute in a transformed domain and lose digits: measured on an H200, a
-// 5×5 backward-data by WINOGRAD_NONFUSED was off by 2.5e-3 of the largest value, where direct
-// and GEMM algorithms stay near 1e-6. In float32 mode they are left out; --tf32 allows them.
-bool transformed(cudnnConvolutionFwdAlgo_t a) {
-  return a == CUDNN_CONVOLUTION_FWD_ALGO_FFT || a == CUDNN_CONVOLUTION_FWD_ALGO_FFT_TILING ||
-         a == CUDNN_CONVOLUTION_FWD_ALGO_WINOGRAD || a == CUDNN_CONVOLUTION_FWD_ALGO_WINOGRAD_NONFUSED;
-}
-bool transformed(cudnnConvolutionBwdDataAlgo_t a) {
-  return a == CUDNN_CONVOLUTION_BWD_DATA_ALGO_FFT || a == CUDNN_CONVOLUTION_BWD_DATA_ALGO_FFT_TILING ||
-         a == CUDNN_CONVOLUTION_BWD_DATA_ALGO_WINOGRAD ||
-         a == CUDNN_CONVOLUTION_BWD_DATA_ALGO_WINOGRAD_NONFUSED;
-}
-bool transformed(cudnnConvolutionBwdFilterAlgo_t a) {
-  return a == CUDNN_CONVOLUTION_BWD_FILTER_ALGO_FFT ||
-         a == CUDNN_CONVOLUTION_BWD_FILTER_ALGO_FFT_TILING ||
-         a == CUDNN_CONVOLUTION_BWD_FILTER_ALGO_WINOGRAD_NONFUSED;
-}
-
-// The first usable result (cuDNN sorts them fastest first): it ran, fits the workspace limit,
-// and keeps to float32 (no tensor-core math, no transformed domain) unless TF32 is allowed
-// (then any math goes; the caller adopts it).
-template <class Perf>
-const Perf* first_usable(const std::vector<Perf>& perf, int got, cudnnMathType_t math,
-                         size_t limit) {
-  for (int i = 0; i < got; ++i) {
-    const Perf& p = perf[size_t(i)];
-    if (p.status != CUDNN_STATUS_SUCCESS || p.memory > limit) continue;
-    if (math == CUDNN_FMA_MATH && (!math_fits(p.mathType, math) || transformed(p.algo))) continue;
-    return &p;
-  }
-  return nullptr;
-}
 
 std::string kib(size_t bytes) { return std::to_string((bytes + 1023) / 1024) + " KiB"; }
 
@@ -124,8 +56,8 @@ class CudnnConv final : public ConvImpl {
   bool relu_, need_dx_;
   ConvContext& ctx_;
   cudnnMathType_t math_;
-  FilterDesc w_;
-  ConvDesc fwd_, bwd_data_, bwd_filter_;  // one per direction: each carries its math type
+  FilterDesc w_ = new_filter_desc();
+  ConvDesc fwd_ = new_conv_desc(), bwd_data_ = new_conv_desc(), bwd_filter_ = new_conv_desc();  // one per direction: each carries its math type
   std::map<int, std::unique_ptr<BatchPlan>> plans_;
   BatchPlan* max_plan_ = nullptr;
 };
@@ -147,12 +79,12 @@ CudnnConv::CudnnConv(const Layer& l, int max_batch, bool need_dx, ConvContext& c
   }
   if (l.spec.activation != Activation::Relu && l.spec.activation != Activation::None)
     throw InputError(name_ + ": a convolution takes relu or no activation");
-  CUDNN_CHECK(cudnnSetFilter4dDescriptor(w_.d, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, g_.m, g_.c,
+  CUDNN_CHECK(cudnnSetFilter4dDescriptor(w_.get(), CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, g_.m, g_.c,
                                          g_.kh, g_.kw));
   for (ConvDesc* d : {&fwd_, &bwd_data_, &bwd_filter_}) {
-    CUDNN_CHECK(cudnnSetConvolution2dDescriptor(d->d, g_.pad_top, g_.pad_left, g_.stride, g_.stride,
+    CUDNN_CHECK(cudnnSetConvolution2dDescriptor(d->get(), g_.pad_top, g_.pad_left, g_.stride, g_.stride,
                                                 1, 1, CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
-    CUDNN_CHECK(cudnnSetConvolutionMathType(d->d, math_));
+    CUDNN_CHECK(cudnnSetConvolutionMathType(d->get(), math_));
   }
   auto plan = std::make_unique<BatchPlan>();
   set_batch_descriptors(*plan, max_batch);
@@ -164,11 +96,11 @@ CudnnConv::CudnnConv(const Layer& l, int max_batch, bool need_dx, ConvContext& c
 void CudnnConv::set_batch_descriptors(BatchPlan& p, int n) {
   p.n = n;
   CUDNN_CHECK(
-      cudnnSetTensor4dDescriptor(p.x.d, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, n, g_.c, g_.h, g_.w));
-  CUDNN_CHECK(cudnnSetTensor4dDescriptor(p.y.d, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, n, g_.m, g_.oh,
+      cudnnSetTensor4dDescriptor(p.x.get(), CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, n, g_.c, g_.h, g_.w));
+  CUDNN_CHECK(cudnnSetTensor4dDescriptor(p.y.get(), CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, n, g_.m, g_.oh,
                                          g_.ow));
   int on = 0, oc = 0, oh = 0, ow = 0;
-  CUDNN_CHECK(cudnnGetConvolution2dForwardOutputDim(fwd_.d, p.x.d, w_.d, &on, &oc, &oh, &ow));
+  CUDNN_CHECK(cudnnGetConvolution2dForwardOutputDim(fwd_.get(), p.x.get(), w_.get(), &on, &oc, &oh, &ow));
   if (on != n || oc != g_.m || oh != g_.oh || ow != g_.ow) {
     throw Error(name_ + ": cuDNN computes an output of " + std::to_string(oh) + "x" +
                 std::to_string(ow) + "x" + std::to_string(oc) + ", the model " +
@@ -179,26 +111,27 @@ void CudnnConv::set_batch_descriptors(BatchPlan& p, int n) {
 size_t CudnnConv::fwd_bytes(const BatchPlan& p, cudnnConvolutionFwdAlgo_t a) const {
   size_t bytes = 0;
   const cudnnStatus_t st =
-      cudnnGetConvolutionForwardWorkspaceSize(ctx_.cudnn, p.x.d, w_.d, fwd_.d, p.y.d, a, &bytes);
+      cudnnGetConvolutionForwardWorkspaceSize(ctx_.cudnn, p.x.get(), w_.get(), fwd_.get(), p.y.get(), a, &bytes);
   return st == CUDNN_STATUS_SUCCESS ? bytes : kUnsupported;
 }
 
 size_t CudnnConv::bwd_data_bytes(const BatchPlan& p, cudnnConvolutionBwdDataAlgo_t a) const {
   size_t bytes = 0;
   const cudnnStatus_t st = cudnnGetConvolutionBackwardDataWorkspaceSize(
-      ctx_.cudnn, w_.d, p.y.d, bwd_data_.d, p.x.d, a, &bytes);
+      ctx_.cudnn, w_.get(), p.y.get(), bwd_data_.get(), p.x.get(), a, &bytes);
   return st == CUDNN_STATUS_SUCCESS ? bytes : kUnsupported;
 }
 
 size_t CudnnConv::bwd_filter_bytes(const BatchPlan& p, cudnnConvolutionBwdFilterAlgo_t a) const {
   size_t bytes = 0;
   const cudnnStatus_t st = cudnnGetConvolutionBackwardFilterWorkspaceSize(
-      ctx_.cudnn, p.x.d, p.y.d, bwd_filter_.d, w_.d, a, &bytes);
+      ctx_.cudnn, p.x.get(), p.y.get(), bwd_filter_.get(), w_.get(), a, &bytes);
   return st == CUDNN_STATUS_SUCCESS ? bytes : kUnsupported;
 }
 
 // Runs every algorithm once (cuDNN allocates its own scratch for this) and keeps the fastest
-// usable one per direction. With TF32 allowed, each direction adopts the math type its choice
+// usable one per direction. Deterministic mode asks cuDNN's heuristic instead: a timing could
+// rank two algorithms differently from run to run, and the bits would follow. With TF32 allowed, each direction adopts the math type its choice
 // was timed with (cuDNN wants the pair); in float32 the descriptors stay at CUDNN_FMA_MATH.
 void CudnnConv::find_algorithms(BatchPlan& p) {
   const cudnnHandle_t h = ctx_.cudnn;
@@ -206,32 +139,44 @@ void CudnnConv::find_algorithms(BatchPlan& p) {
   {
     CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithmMaxCount(h, &max_count));
     std::vector<cudnnConvolutionFwdAlgoPerf_t> perf(size_t(std::max(max_count, 1)));
-    CUDNN_CHECK(cudnnFindConvolutionForwardAlgorithm(h, p.x.d, w_.d, fwd_.d, p.y.d, max_count, &got,
-                                                     perf.data()));
-    const auto* best = first_usable(perf, got, math_, kMaxWorkspace);
+    if (ctx_.deterministic)  // the heuristic: the same answer on every run, not a timing
+      CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(h, p.x.get(), w_.get(), fwd_.get(),
+                                                         p.y.get(), max_count, &got, perf.data()));
+    else
+      CUDNN_CHECK(cudnnFindConvolutionForwardAlgorithm(h, p.x.get(), w_.get(), fwd_.get(),
+                                                       p.y.get(), max_count, &got, perf.data()));
+    const auto* best = first_usable(perf, got, math_, kMaxWorkspace, ctx_.deterministic);
     if (!best) throw Error(name_ + ": cuDNN offers no usable forward algorithm");
     p.fwd = best->algo;
-    if (ctx_.tf32) CUDNN_CHECK(cudnnSetConvolutionMathType(fwd_.d, best->mathType));
+    if (ctx_.tf32) CUDNN_CHECK(cudnnSetConvolutionMathType(fwd_.get(), best->mathType));
   }
   {
     CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithmMaxCount(h, &max_count));
     std::vector<cudnnConvolutionBwdFilterAlgoPerf_t> perf(size_t(std::max(max_count, 1)));
-    CUDNN_CHECK(cudnnFindConvolutionBackwardFilterAlgorithm(h, p.x.d, p.y.d, bwd_filter_.d, w_.d,
-                                                            max_count, &got, perf.data()));
-    const auto* best = first_usable(perf, got, math_, kMaxWorkspace);
+    if (ctx_.deterministic)
+      CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(
+          h, p.x.get(), p.y.get(), bwd_filter_.get(), w_.get(), max_count, &got, perf.data()));
+    else
+      CUDNN_CHECK(cudnnFindConvolutionBackwardFilterAlgorithm(
+          h, p.x.get(), p.y.get(), bwd_filter_.get(), w_.get(), max_count, &got, perf.data()));
+    const auto* best = first_usable(perf, got, math_, kMaxWorkspace, ctx_.deterministic);
     if (!best) throw Error(name_ + ": cuDNN offers no usable backward-filter algorithm");
     p.bwd_filter = best->algo;
-    if (ctx_.tf32) CUDNN_CHECK(cudnnSetConvolutionMathType(bwd_filter_.d, best->mathType));
+    if (ctx_.tf32) CUDNN_CHECK(cudnnSetConvolutionMathType(bwd_filter_.get(), best->mathType));
   }
   if (need_dx_) {
     CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithmMaxCount(h, &max_count));
     std::vector<cudnnConvolutionBwdDataAlgoPerf_t> perf(size_t(std::max(max_count, 1)));
-    CUDNN_CHECK(cudnnFindConvolutionBackwardDataAlgorithm(h, w_.d, p.y.d, bwd_data_.d, p.x.d,
-                                                          max_count, &got, perf.data()));
-    const auto* best = first_usable(perf, got, math_, kMaxWorkspace);
+    if (ctx_.deterministic)
+      CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(
+          h, w_.get(), p.y.get(), bwd_data_.get(), p.x.get(), max_count, &got, perf.data()));
+    else
+      CUDNN_CHECK(cudnnFindConvolutionBackwardDataAlgorithm(
+          h, w_.get(), p.y.get(), bwd_data_.get(), p.x.get(), max_count, &got, perf.data()));
+    const auto* best = first_usable(perf, got, math_, kMaxWorkspace, ctx_.deterministic);
     if (!best) throw Error(name_ + ": cuDNN offers no usable backward-data algorithm");
     p.bwd_data = best->algo;
-    if (ctx_.tf32) CUDNN_CHECK(cudnnSetConvolutionMathType(bwd_data_.d, best->mathType));
+    if (ctx_.tf32) CUDNN_CHECK(cudnnSetConvolutionMathType(bwd_data_.get(), best->mathType));
   }
   p.workspace = std::max(fwd_bytes(p, p.fwd), bwd_filter_bytes(p, p.bwd_filter));
   if (need_dx_) p.workspace = std::max(p.workspace, bwd_data_bytes(p, p.bwd_data));
@@ -253,9 +198,7 @@ void CudnnConv::fit_algorithms(BatchPlan& p) {
   auto pick = [&](const auto& perf, int got, cudnnMathType_t math, const char* what) {
     for (int i = 0; i < got; ++i) {
       const auto& r = perf[size_t(i)];
-      if (r.status == CUDNN_STATUS_SUCCESS && r.memory <= limit && math_fits(r.mathType, math) &&
-          !(math == CUDNN_FMA_MATH && transformed(r.algo)))
-        return r.algo;
+      if (usable(r, math, limit, ctx_.deterministic) && math_fits(r.mathType, math)) return r.algo;
     }
     throw Error(name_ + ": no cuDNN " + what + " algorithm fits the workspace for this batch");
   };
@@ -263,23 +206,23 @@ void CudnnConv::fit_algorithms(BatchPlan& p) {
   p.fwd = max_plan_->fwd;
   if (fwd_bytes(p, p.fwd) > limit) {
     std::vector<cudnnConvolutionFwdAlgoPerf_t> perf(CUDNN_CONVOLUTION_FWD_ALGO_COUNT);
-    CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(h, p.x.d, w_.d, fwd_.d, p.y.d,
+    CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(h, p.x.get(), w_.get(), fwd_.get(), p.y.get(),
                                                        int(perf.size()), &got, perf.data()));
-    p.fwd = pick(perf, got, math_of(fwd_.d), "forward");
+    p.fwd = pick(perf, got, math_of(fwd_.get()), "forward");
   }
   p.bwd_filter = max_plan_->bwd_filter;
   if (bwd_filter_bytes(p, p.bwd_filter) > limit) {
     std::vector<cudnnConvolutionBwdFilterAlgoPerf_t> perf(CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT);
-    CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, p.x.d, p.y.d, bwd_filter_.d, w_.d,
+    CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, p.x.get(), p.y.get(), bwd_filter_.get(), w_.get(),
                                                               int(perf.size()), &got, perf.data()));
-    p.bwd_filter = pick(perf, got, math_of(bwd_filter_.d), "backward-filter");
+    p.bwd_filter = pick(perf, got, math_of(bwd_filter_.get()), "backward-filter");
   }
   p.bwd_data = max_plan_->bwd_data;
   if (need_dx_ && bwd_data_bytes(p, p.bwd_data) > limit) {
     std::vector<cudnnConvolutionBwdDataAlgoPerf_t> perf(CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT);
-    CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(h, w_.d, p.y.d, bwd_data_.d, p.x.d,
+    CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(h, w_.get(), p.y.get(), bwd_data_.get(), p.x.get(),
                                                             int(perf.size()), &got, perf.data()));
-    p.bwd_data = pick(perf, got, math_of(bwd_data_.d), "backward-data");
+    p.bwd_data = pick(perf, got, math_of(bwd_data_.get()), "backward-data");
   }
   p.workspace = std::max(fwd_bytes(p, p.fwd), bwd_filter_bytes(p, p.bwd_filter));
   if (need_dx_) p.workspace = std::max(p.workspace, bwd_data_bytes(p, p.bwd_data));
@@ -306,8 +249,8 @@ BatchPlan& CudnnConv::plan_for(int n) {
 void CudnnConv::forward(int n, const float* x, const float* w, const float* b, float* y) {
   BatchPlan& p = plan_for(n);
   const float one = 1.0f, zero = 0.0f;
-  CUDNN_CHECK(cudnnConvolutionForward(ctx_.cudnn, &one, p.x.d, x, w_.d, w, fwd_.d, p.fwd,
-                                      ctx_.workspace, ctx_.workspace_bytes, &zero, p.y.d, y));
+  CUDNN_CHECK(cudnnConvolutionForward(ctx_.cudnn, &one, p.x.get(), x, w_.get(), w, fwd_.get(), p.fwd,
+                                      ctx_.workspace, ctx_.workspace_bytes, &zero, p.y.get(), y));
   bias_act_forward(ctx_.stream, n, g_.m, int64_t(g_.oh) * g_.ow, b, relu_, y);
 }
 
@@ -319,13 +262,13 @@ void CudnnConv::backward(int n, const float* x, const float* y, float* dy, const
   if (relu_) relu_backward(ctx_.stream, int64_t(n) * g_.m * plane, y, dy);
   bias_backward(ctx_.stream, n, g_.m, plane, dy, db);
   const float one = 1.0f, zero = 0.0f;
-  CUDNN_CHECK(cudnnConvolutionBackwardFilter(ctx_.cudnn, &one, p.x.d, x, p.y.d, dy, bwd_filter_.d,
+  CUDNN_CHECK(cudnnConvolutionBackwardFilter(ctx_.cudnn, &one, p.x.get(), x, p.y.get(), dy, bwd_filter_.get(),
                                              p.bwd_filter, ctx_.workspace, ctx_.workspace_bytes,
-                                             &zero, w_.d, dw));
+                                             &zero, w_.get(), dw));
   if (dx) {
-    CUDNN_CHECK(cudnnConvolutionBackwardData(ctx_.cudnn, &one, w_.d, w, p.y.d, dy, bwd_data_.d,
+    CUDNN_CHECK(cudnnConvolutionBackwardData(ctx_.cudnn, &one, w_.get(), w, p.y.get(), dy, bwd_data_.get(),
                                              p.bwd_data, ctx_.workspace, ctx_.workspace_bytes,
-                                             &zero, p.x.d, dx));
+                                             &zero, p.x.get(), dx));
   }
 }
 
@@ -335,6 +278,7 @@ std::string CudnnConv::describe() const {
   s += need_dx_ ? "algo " + std::to_string(int(p.bwd_data)) : std::string("none");
   s += ", bwd-filter algo " + std::to_string(int(p.bwd_filter)) + ", workspace " + kib(p.workspace);
   if (ctx_.tf32) s += ", tf32 allowed";
+  if (ctx_.deterministic) s += ", deterministic";
   return s;
 }
 

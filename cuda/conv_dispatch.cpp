@@ -3,7 +3,7 @@
 #include <cstdio>
 #include <vector>
 
-#include "check.h"
+#include "resources.h"
 #include "conv.h"
 #include "splitconv/error.h"
 #include "splitconv/random.h"
@@ -30,9 +30,7 @@ double time_fwd_bwd(ConvImpl& impl, const Layer& l, int batch, bool need_dx, Con
   ConvContext saved = ctx;
   ctx.workspace = ws.get();
   ctx.workspace_bytes = ws.bytes();
-  cudaEvent_t start, stop;
-  CUDA_CHECK(cudaEventCreate(&start));
-  CUDA_CHECK(cudaEventCreate(&stop));
+  Event start = new_event(), stop = new_event();
   std::vector<float> ms;
   try {
     for (int i = 0; i < 13; ++i) {  // 3 warm-up runs, then the median of 10
@@ -48,13 +46,9 @@ double time_fwd_bwd(ConvImpl& impl, const Layer& l, int batch, bool need_dx, Con
       if (i >= 3) ms.push_back(t);
     }
   } catch (...) {
-    cudaEventDestroy(start);
-    cudaEventDestroy(stop);
     ctx = saved;
     throw;
   }
-  cudaEventDestroy(start);
-  cudaEventDestroy(stop);
   ctx = saved;
   std::sort(ms.begin(), ms.end());
   return ms[ms.size() / 2];
@@ -92,6 +86,9 @@ std::unique_ptr<ConvImpl> make_conv_impl(const Layer& layer, int max_batch, bool
   const bool own_fits = own_conv_supports(layer, max_batch);
   if (conv_impl == "cudnn" || !own_fits) return make_cudnn_conv(layer, max_batch, need_dx, ctx);
   if (conv_impl == "own") return make_own_conv(layer, max_batch, need_dx, ctx);
+  if (ctx.deterministic)
+    return std::make_unique<Chosen>(make_own_conv(layer, max_batch, need_dx, ctx),
+                                    "deterministic: fixed choice, not timed");
   // auto: an n×1 / 1×n layer; cuDNN cannot pad unevenly, so then the own kernels are the only way.
   auto own = make_own_conv(layer, max_batch, need_dx, ctx);
   std::unique_ptr<ConvImpl> cudnn;

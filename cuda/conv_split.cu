@@ -12,7 +12,6 @@ namespace {
 // Below this many 64×64 blocks the 32×32 tile keeps more of the GPU busy.
 constexpr int64_t kSmallTileBelowBlocks = 128;
 
-int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 bool use_big_tile(SplitTile tile, int64_t rows, int64_t pixels) {
   if (tile != SplitTile::Auto) return tile == SplitTile::Big;

@@ -11,7 +11,6 @@
 
 #include <cstddef>
 
-#include "conv_split_bench.h"
 #include "splitconv/tensor.h"
 
 namespace splitconv::gpu {
@@ -48,7 +47,8 @@ size_t split_conv_filter_workspace(const ConvGeom& g);
 
 // The fused pair for inference: z = act1(conv_v(x) + b1), y = act2(conv_h(z) + b2) in one
 // launch, z kept in shared memory for a band of rows (all its channels, full width). When
-// z_out is not null, z is also written there (training keeps it for the backward pass).
+// z_out is not null, z is also written there (what a backward pass of the pair would need;
+// `bench conv` times the pair with and without it, training does not call the pair).
 // gv: the n×1 layer, gh: the 1×n layer on gv's output (gh.c == gv.m, same n).
 //   x: n×c×h×w, w1: m1×c×n×1, b1: m1, z_out: n×m1×oh1×ow1,
 //   w2: m2×m1×1×n, b2: m2, y: n×m2×oh2×ow2

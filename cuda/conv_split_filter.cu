@@ -23,7 +23,6 @@ constexpr int64_t kFilterTargetBlocks = 256;
 constexpr int64_t kMinStepsPerRange = 4;
 constexpr int64_t kMaxRanges = 256;
 
-int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 struct PixelRanges {
   int count = 1;  // ranges actually used (≤ bound)

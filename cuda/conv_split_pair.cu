@@ -18,7 +18,6 @@ namespace {
 // 48 KiB every device gives without opting in.
 constexpr int64_t kBandBytes = 40 * 1024;
 
-int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 // B[(m1, j)][q] = band[m1][row][ox − pl + j] for q = row·ow2 + ox < q_end, 0 outside the row:
 // the band of z as im2col columns of the 1×n layer. band: m1 × band_rows × zw, in shared

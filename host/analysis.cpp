@@ -1,6 +1,7 @@
-// The split rule (DESIGN.md): a layer of m filters n×n over c channels has P0 = m(n²c + 1)
-// parameters; the pair (K filters n×1, then m filters 1×n) has P1 = K(nc + 1) + m(nK + 1),
-// which is m(nc + nm + 2) for K = m. MACs follow the shapes of the two layers.
+// The split rule (docs/design.md, Numeric conventions): a layer of m filters n×n over c
+// channels has P0 = m(n²c + 1) parameters; the pair (K filters n×1, then m filters 1×n) has
+// P1 = K(nc + 1) + m(nK + 1), which is m(nc + nm + 2) for K = m. MACs follow the shapes of
+// the two layers.
 #include "splitconv/analysis.h"
 
 namespace splitconv {

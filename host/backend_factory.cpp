@@ -1,4 +1,4 @@
-// The only place that knows whether CUDA exists (STYLE.md, point 2).
+// The only place that knows whether CUDA exists (docs/design.md, Layout).
 #include "splitconv/backend.h"
 #include "splitconv/error.h"
 

@@ -1,5 +1,5 @@
-// Checkpoints as safetensors (DESIGN.md): an 8-byte little-endian header length, a JSON
-// header naming each tensor's dtype, shape and byte range, then the tensors' bytes.
+// Checkpoints as safetensors (docs/design.md, Formats): an 8-byte little-endian header length,
+// a JSON header naming each tensor's dtype, shape and byte range, then the tensors' bytes.
 //
 // The reader trusts nothing: every length, offset, dtype and shape is checked against the
 // file and against the model that the spec in the file builds, before a byte is copied.

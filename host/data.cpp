@@ -1,4 +1,4 @@
-// IDX files (raw or gzipped) and the data directory (DESIGN.md).
+// IDX files (raw or gzipped) and the data directory (docs/design.md, Formats).
 //
 // Every size is checked before it is trusted: a raw file's size against its header before
 // anything is allocated, a gzipped file's data as it streams in (it is never read past the

@@ -1,4 +1,5 @@
-// Shape inference and the parameter plan of a model (DESIGN.md).
+// Shape inference and the parameter slots of a model (docs/design.md, Data flow and Numeric
+// conventions).
 #include "splitconv/model.h"
 
 #include <algorithm>

@@ -1,4 +1,4 @@
-// The .net parser (DESIGN.md): one layer a line, '#' comments, KEY=VALUE options.
+// The .net parser (docs/design.md, Formats): one layer a line, '#' comments, KEY=VALUE options.
 #include "splitconv/spec.h"
 
 #include <charconv>

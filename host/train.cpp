@@ -1,4 +1,4 @@
-// The trainer: the same loop for every backend. No layer math here (DESIGN.md).
+// The trainer: the same loop for every backend. No layer math here (docs/design.md, Data flow).
 #include "splitconv/train.h"
 
 #include <chrono>

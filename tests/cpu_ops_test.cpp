@@ -408,12 +408,21 @@ TEST(CpuGatherBatch, NormalisesInOrder) {
   const int64_t size = 6;
   std::vector<uint8_t> images(4 * size);
   for (size_t i = 0; i < images.size(); ++i) images[i] = uint8_t(i * 11);
-  const std::vector<int32_t> order = {3, 0, 3};
+  const std::vector<uint8_t> labels = {7, 8, 9, 6};
+  const std::vector<int32_t> order = {1, 3, 0, 3};
   Floats x(3 * size, kNaN);
-  cpu::gather_batch(images.data(), size, order.data(), 3, x.data());
-  for (int i = 0; i < 3; ++i)
+  std::vector<uint8_t> batch_labels(3, 255);
+  cpu::gather_batch(images.data(), labels.data(), size, order.data(), 1, 3, x.data(),
+                    batch_labels.data());
+  for (int i = 0; i < 3; ++i) {
     for (int j = 0; j < size; ++j)
-      ASSERT_EQ(x[i * size + j], float(images[order[i] * size + j]) / 255.0f);
+      ASSERT_EQ(x[i * size + j], float(images[order[1 + i] * size + j]) / 255.0f);
+    EXPECT_EQ(batch_labels[size_t(i)], labels[size_t(order[size_t(1 + i)])]);
+  }
+  // No order: consecutive images from `begin`; no labels asked for.
+  cpu::gather_batch(images.data(), nullptr, size, nullptr, 2, 2, x.data(), nullptr);
+  for (int i = 0; i < 2; ++i)
+    for (int j = 0; j < size; ++j) ASSERT_EQ(x[i * size + j], float(images[(2 + i) * size + j]) / 255.0f);
 }
 
 }  // namespace

@@ -14,7 +14,7 @@
 namespace splitconv {
 
 double adam_step_size(double lr, double beta1, double beta2, int64_t t) {
-  // DESIGN.md: lr_t = lr·√(1−β2ᵗ)/(1−β1ᵗ)
+  // Keras's step size (docs/design.md, Numeric conventions): lr_t = lr·√(1−β2ᵗ)/(1−β1ᵗ)
   const double td = double(t);
   return lr * std::sqrt(1.0 - std::pow(beta2, td)) / (1.0 - std::pow(beta1, td));
 }
@@ -232,7 +232,8 @@ void softmax(int n, int k, const float* logits, float* probs) {
 
 void adam(int64_t count, float* p, const float* g, float* m, float* v, float lr_t, float beta1,
           float beta2, float eps) {
-  // Keras's form (DESIGN.md): ε is added to √v, after the bias correction folded into lr_t.
+  // Keras's form (docs/design.md, Numeric conventions): ε is added to √v, after the bias
+  // correction folded into lr_t.
   for (int64_t i = 0; i < count; ++i) {
     m[i] = beta1 * m[i] + (1.0f - beta1) * g[i];
     v[i] = beta2 * v[i] + (1.0f - beta2) * g[i] * g[i];
@@ -240,12 +241,15 @@ void adam(int64_t count, float* p, const float* g, float* m, float* v, float lr_
   }
 }
 
-void gather_batch(const uint8_t* images, int64_t image_size, const int32_t* order, int count,
-                  float* x) {
+void gather_batch(const uint8_t* images, const uint8_t* labels, int64_t image_size,
+                  const int32_t* order, int64_t begin, int count, float* x,
+                  uint8_t* batch_labels) {
   for (int i = 0; i < count; ++i) {
-    const uint8_t* src = images + int64_t(order[i]) * image_size;
+    const int64_t j = order ? int64_t(order[begin + i]) : begin + i;
+    const uint8_t* src = images + j * image_size;
     float* dst = x + int64_t(i) * image_size;
-    for (int64_t j = 0; j < image_size; ++j) dst[j] = float(src[j]) / 255.0f;
+    for (int64_t k = 0; k < image_size; ++k) dst[k] = float(src[k]) / 255.0f;
+    if (labels && batch_labels) batch_labels[i] = labels[j];
   }
 }
 

@@ -44,8 +44,10 @@ void softmax(int n, int k, const float* logits, float* probs);
 void adam(int64_t count, float* p, const float* g, float* m, float* v, float lr_t, float beta1,
           float beta2, float eps);
 
-// Builds a normalised batch (pixels/255) from uint8 images: x[i] = images[order[i]]
-void gather_batch(const uint8_t* images, int64_t image_size, const int32_t* order, int count,
-                  float* x);
+// x[i] = images[j]/255 and batch_labels[i] = labels[j] for i < count, with j = order[begin + i]
+// (order null: j = begin + i). images: N×image_size uint8; labels and batch_labels may be null.
+// The twin of gpu::gather_batch (which reads begin from the device).
+void gather_batch(const uint8_t* images, const uint8_t* labels, int64_t image_size,
+                  const int32_t* order, int64_t begin, int count, float* x, uint8_t* batch_labels);
 
 }  // namespace splitconv::cpu

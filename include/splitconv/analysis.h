@@ -1,4 +1,5 @@
-// Parameters, MACs and the split rule (DESIGN.md): P0 = m(n²c + 1), P1 = m(nc + nm + 2).
+// Parameters, MACs and the split rule (docs/design.md, Numeric conventions): P0 = m(n²c + 1),
+// P1 = K(nc + 1) + m(nK + 1), which is m(nc + nm + 2) for K = m.
 #pragma once
 #include <cstdint>
 #include <string>

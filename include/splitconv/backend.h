@@ -14,7 +14,7 @@ namespace splitconv {
 
 enum class Split { Train, Test };
 
-struct Hyper {  // Adam in Keras's form (DESIGN.md)
+struct Hyper {  // Adam in Keras's form (docs/design.md, Numeric conventions)
   float lr = 1e-3f, beta1 = 0.9f, beta2 = 0.999f, eps = 1e-7f;
 };
 
@@ -29,6 +29,11 @@ struct Metrics {  // sums over images
 struct BackendOptions {
   std::string conv_impl = "auto";  // auto | cudnn | own (CUDA only)
   bool tf32 = false;               // CUDA only: allow TF32 tensor-core math
+  // CUDA only: the same seed gives the same bits on the same card — cuDNN algorithms limited to
+  // deterministic ones, the conv implementation fixed rather than timed (auto: own kernels
+  // wherever they apply), every reduction in a fixed order. The CPU always is, for a given
+  // thread count.
+  bool deterministic = false;
   bool verbose = false;            // record per-layer choices in choices()
   int threads = 0;                 // CPU only: 0 = all cores
 };

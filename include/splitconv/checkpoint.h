@@ -1,5 +1,5 @@
 // Checkpoints as safetensors: NAME.weight / NAME.bias in PyTorch layouts, the spec and the
-// format version in __metadata__, Adam state for resuming (DESIGN.md).
+// format version in __metadata__, Adam state for resuming (docs/design.md, Formats).
 #pragma once
 #include <string>
 

@@ -1,4 +1,4 @@
-// Datasets in IDX files (raw or .gz) and the data directory (DESIGN.md).
+// Datasets in IDX files (raw or .gz) and the data directory (docs/design.md, Formats).
 #pragma once
 #include <cstdint>
 #include <string>

@@ -32,7 +32,7 @@ struct Layer {
   int stride = 1;
   int weight = -1, bias = -1;  // index into Model::slots, -1 when the layer has none
   int64_t params = 0;          // weights + biases
-  int64_t macs = 0;            // multiply-accumulates per image (DESIGN.md)
+  int64_t macs = 0;            // multiply-accumulates per image (docs/design.md)
   const std::string& name() const { return spec.name; }
   LayerKind kind() const { return spec.kind; }
 };
@@ -52,7 +52,8 @@ struct Model {
 // Shape inference; throws InputError naming the layer and the shapes when one does not fit.
 Model build_model(const Spec& spec);
 
-// Output size of one spatial dimension (DESIGN.md): valid ⌊(H−k)/s⌋+1, same ⌈H/s⌉.
+// Output size of one spatial dimension (docs/design.md, Numeric conventions): valid
+// ⌊(H−k)/s⌋+1, same ⌈H/s⌉.
 int conv_out_size(int in, int k, int stride, Padding pad);
 
 // Glorot-uniform kernels (fans count kh·kw), zero biases; one seed fixes every value.

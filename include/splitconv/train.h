@@ -1,4 +1,5 @@
-// The trainer: epochs of shuffled batches on a backend, Keras's defaults (DESIGN.md).
+// The trainer: epochs of shuffled batches on a backend, Keras's defaults (docs/design.md,
+// Numeric conventions).
 #pragma once
 #include <cstdint>
 #include <functional>

@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "check.h"
+#include "resources.h"
 #include "cpu/cpu_ops.h"
 #include "splitconv/backend.h"
 #include "splitconv/random.h"

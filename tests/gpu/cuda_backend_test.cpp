@@ -23,7 +23,7 @@
 namespace splitconv::gpu::testing {
 namespace {
 
-// The notebook's models (DESIGN.md's table), as in models/seed-v0.net and seed-v1.net.
+// The notebook's models, as in models/seed-v0.net and seed-v1.net.
 const char* kSeedV0 = R"(input 28x28x1
 conv 32 3x3 relu
 maxpool 2x2
@@ -277,6 +277,82 @@ TEST(CudaBackendGraph, ReplayMatchesEager) {
   EXPECT_FALSE(eager.graph_ready());
   for (size_t i = 0; i < loss_graph.size(); ++i)
     EXPECT_NEAR(loss_graph[i], loss_eager[i], 1e-4 * loss_eager[i]) << "step " << i + 1;
+}
+
+// --deterministic: two backends (each finding its own cuDNN algorithms), the same seed, the
+// same steps — a full epoch of graph replays and a partial batch — give the same bits in every
+// parameter and moment, and the same loss sums. Run on both seed models, through cuDNN (seed-v0)
+// and through the own n×1 / 1×n kernels (seed-v1's conv3/conv4); and the captured graph gives
+// the same bits as the eager step.
+TEST(CudaBackendDeterministic, SameSeedSameBits) {
+  SPLITCONV_REQUIRE_GPU();
+  BackendOptions det;
+  det.deterministic = true;
+  det.verbose = true;
+  for (const char* text : {kSeedV0, kSeedV1}) {
+    const Model model = model_of(text, "seed.net");
+    const ImageSet train = synthetic(250, 11), test = synthetic(40, 12);
+    CudaBackend a(det, Tuning{true}), b(det, Tuning{true}), eager(det, Tuning{false});
+    std::vector<std::vector<double>> losses;
+    for (CudaBackend* backend : {&a, &b, &eager}) {
+      prepare(*backend, model, train, test, 21);
+      losses.push_back(step_losses(*backend, train.count, 20, 23));
+    }
+    EXPECT_TRUE(a.graph_ready()) << a.graph_note();
+    for (const auto& c : a.choices())
+      if (c.find("cudnn") != std::string::npos) EXPECT_NE(c.find("deterministic"), std::string::npos) << c;
+    const size_t floats = size_t(model.param_floats);
+    std::vector<std::vector<float>> p(3, std::vector<float>(floats)), m = p, v = p;
+    int i = 0;
+    for (CudaBackend* backend : {&a, &b, &eager}) {
+      backend->get_parameters(p[size_t(i)]);
+      backend->get_moments(m[size_t(i)], v[size_t(i)]);
+      ++i;
+    }
+    for (int k : {1, 2}) {
+      EXPECT_EQ(losses[0], losses[size_t(k)]) << (k == 1 ? "second run" : "eager run");
+      EXPECT_EQ(p[0], p[size_t(k)]) << (k == 1 ? "second run" : "eager run");
+      EXPECT_EQ(m[0], m[size_t(k)]);
+      EXPECT_EQ(v[0], v[size_t(k)]);
+    }
+    const Metrics ea = a.evaluate(Split::Test), eb = b.evaluate(Split::Test);
+    EXPECT_EQ(ea.loss_sum, eb.loss_sum);
+    EXPECT_EQ(ea.correct, eb.correct);
+  }
+}
+
+// A replaced buffer moves the state's generation on: the graph captured before is not replayed
+// (it would read the old order or images), a new one is captured, and the steps still match an
+// eager backend that never captured anything.
+TEST(CudaBackendGraph, ReplacedBuffersNeverReplayAStaleGraph) {
+  SPLITCONV_REQUIRE_GPU();
+  BackendOptions det;
+  det.deterministic = true;
+  const Model model = model_of(kSeedV0, "seed-v0.net");
+  const ImageSet train = synthetic(96, 31), test = synthetic(40, 32);
+  const ImageSet more = synthetic(160, 33);  // a bigger split: new buffers
+  CudaBackend graph(det, Tuning{true}), eager(det, Tuning{false});
+  for (CudaBackend* backend : {&graph, &eager}) {
+    prepare(*backend, model, train, test, 7);
+    backend->set_order(epoch_order(train.count, 5, 0));
+    for (int step = 0; step < 3; ++step) backend->train_step(step * kBatch, kBatch, step + 1, Hyper{});
+  }
+  EXPECT_TRUE(graph.graph_ready());
+  const uint64_t before = graph.state().generation();
+  graph.upload(Split::Train, more);
+  EXPECT_NE(graph.state().generation(), before);
+  EXPECT_FALSE(graph.graph_ready());  // captured against the old images
+  for (CudaBackend* backend : {&graph, &eager}) {
+    if (backend == &eager) backend->upload(Split::Train, more);
+    backend->set_order(epoch_order(more.count, 6, 0));  // longer: a new order buffer too
+    for (int step = 0; step < 5; ++step) backend->train_step(step * kBatch, kBatch, step + 4, Hyper{});
+  }
+  EXPECT_TRUE(graph.graph_ready()) << graph.graph_note();
+  const size_t floats = size_t(model.param_floats);
+  std::vector<float> pg(floats), pe(floats);
+  graph.get_parameters(pg);
+  eager.get_parameters(pe);
+  EXPECT_EQ(pg, pe);
 }
 
 TEST(CudaBackend, MetricsCountImagesAndReset) {

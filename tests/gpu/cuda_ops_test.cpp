@@ -410,7 +410,8 @@ TEST_F(GpuOps, GatherMatchesCpu) {
   gather_batch(stream_, pd.get(), ld.get(), image_size, od.get(), spd.get(), count, xd.get(),
                bl.get());
   std::vector<float> x_ref(size_t(count * image_size));
-  cpu::gather_batch(pixels.data(), image_size, order.data() + sp.begin, count, x_ref.data());
+  cpu::gather_batch(pixels.data(), nullptr, image_size, order.data(), sp.begin, count,
+                    x_ref.data(), nullptr);
   EXPECT_EQ(to_host(xd), x_ref);  // the same division: exact
   const auto got_labels = to_host(bl);
   for (int i = 0; i < count; ++i)
@@ -419,9 +420,7 @@ TEST_F(GpuOps, GatherMatchesCpu) {
   // No order and no step parameters: consecutive images from the pointer given.
   gather_batch(stream_, pd.get() + 5 * image_size, nullptr, image_size, nullptr, nullptr, count,
                xd.get(), nullptr);
-  std::vector<int32_t> iota(static_cast<size_t>(count));
-  std::iota(iota.begin(), iota.end(), 5);
-  cpu::gather_batch(pixels.data(), image_size, iota.data(), count, x_ref.data());
+  cpu::gather_batch(pixels.data(), nullptr, image_size, nullptr, 5, count, x_ref.data(), nullptr);
   EXPECT_EQ(to_host(xd), x_ref);
 }
 

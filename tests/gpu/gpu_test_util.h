@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "check.h"
+#include "resources.h"
 #include "splitconv/backend.h"
 #include "splitconv/random.h"
 

@@ -67,6 +67,7 @@ void add_train(CLI::App& app) {
                           {"macs", model.total_macs},
                           {"batch", o.train.batch},
                           {"seed", o.train.seed},
+                          {"deterministic", r.device == "cpu" || o.backend.deterministic},
                           {"train_images", std::min<int64_t>(o.limit ? o.limit : data.train.count, data.train.count)},
                           {"epochs", epochs_json(r.report)},
                           {"test_accuracy", r.report.test_accuracy},

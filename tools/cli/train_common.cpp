@@ -12,6 +12,11 @@ void add_run_options(CLI::App* cmd, RunOptions& o, bool training) {
   cmd->add_option("--conv-impl", o.backend.conv_impl, "CUDA convolutions: auto, cudnn or own")
       ->capture_default_str();
   cmd->add_flag("--tf32", o.backend.tf32, "CUDA: allow TF32 tensor-core math (default fp32)");
+  cmd->add_flag("--deterministic", o.backend.deterministic,
+                "CUDA: reproducible training — the same seed gives bitwise the same weights on the "
+                "same card (deterministic cuDNN algorithms only, conv implementation fixed instead "
+                "of timed, fixed-order reductions; may be slower). The CPU is always "
+                "reproducible for a given --threads");
   cmd->add_option("--threads", o.backend.threads, "CPU threads (default all cores)");
   cmd->add_flag("--verbose", o.backend.verbose, "print the per-layer implementation choices");
   cmd->add_flag("--progress", o.progress, "progress on stderr even when it is not a terminal");

@@ -8,7 +8,7 @@
 #include <memory>
 #include <thread>
 
-#include "bench_internal.h"
+#include "bench/bench_internal.h"
 #include "cpu/aligned.h"
 #include "cpu/cpu_ops.h"
 #include "cpu/workers.h"

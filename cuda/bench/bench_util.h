@@ -1,5 +1,5 @@
-// What the GPU benchmarks share (bench kernel, bench conv, bench layers): a stream, events and
-// a cuDNN handle that free themselves, the event clock, copies for checking, the card's name.
+// What the GPU benchmarks share (bench kernel, bench conv, bench layers): the event clock,
+// copies for checking, the card's name. Streams, events and handles: resources.h.
 #pragma once
 #include <cuda_runtime_api.h>
 #include <cudnn.h>
@@ -10,40 +10,10 @@
 #include <string>
 #include <vector>
 
-#include "check.h"
+#include "resources.h"
 #include "splitconv/bench.h"
 
 namespace splitconv::gpu {
-
-class Stream {
- public:
-  Stream() { CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking)); }
-  ~Stream() { (void)cudaStreamDestroy(s); }
-  Stream(const Stream&) = delete;
-  Stream& operator=(const Stream&) = delete;
-  cudaStream_t s = nullptr;
-};
-
-class Event {
- public:
-  Event() { CUDA_CHECK(cudaEventCreate(&e)); }
-  ~Event() { (void)cudaEventDestroy(e); }
-  Event(const Event&) = delete;
-  Event& operator=(const Event&) = delete;
-  cudaEvent_t e = nullptr;
-};
-
-class CudnnHandle {
- public:
-  explicit CudnnHandle(cudaStream_t s) {
-    CUDNN_CHECK(cudnnCreate(&h));
-    CUDNN_CHECK(cudnnSetStream(h, s));
-  }
-  ~CudnnHandle() { (void)cudnnDestroy(h); }
-  CudnnHandle(const CudnnHandle&) = delete;
-  CudnnHandle& operator=(const CudnnHandle&) = delete;
-  cudnnHandle_t h = nullptr;
-};
 
 // Median ms of one call of `run` (which enqueues on s) by CUDA events: o.warmups calls, then
 // samples until o.runs of them or, once o.min_runs are done, until o.budget_s of GPU time is
@@ -52,14 +22,14 @@ inline double median_ms(const std::function<void()>& run, cudaStream_t s,
                         const bench::TimingOptions& o) {
   for (int i = 0; i < o.warmups; ++i) run();
   CUDA_CHECK(cudaStreamSynchronize(s));
-  Event start, stop;
+  Event start = new_event(), stop = new_event();
   auto timed = [&](int reps) {
-    CUDA_CHECK(cudaEventRecord(start.e, s));
+    CUDA_CHECK(cudaEventRecord(start, s));
     for (int i = 0; i < reps; ++i) run();
-    CUDA_CHECK(cudaEventRecord(stop.e, s));
-    CUDA_CHECK(cudaEventSynchronize(stop.e));
+    CUDA_CHECK(cudaEventRecord(stop, s));
+    CUDA_CHECK(cudaEventSynchronize(stop));
     float ms = 0;
-    CUDA_CHECK(cudaEventElapsedTime(&ms, start.e, stop.e));
+    CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
     return double(ms);
   };
   const double once = timed(1);

@@ -10,8 +10,10 @@
 #include <string>
 #include <vector>
 
-#include "bench_util.h"
-#include "check.h"
+#include "bench/bench_util.h"
+#include "splitconv/bench.h"
+#include "cudnn_policy.h"
+#include "resources.h"
 #include "conv_split.h"
 #include "cpu/cpu_ops.h"
 #include "ops.h"
@@ -23,11 +25,11 @@ namespace splitconv::gpu {
 namespace {
 
 // fp32 kernels against the fp32 CPU reference: differences are summation order only,
-// ~√(c·n)·2⁻²⁴ relative to the largest output. cuDNN may choose FFT or Winograd algorithms
-// (cudnnFind, as the backend does), whose transforms cost about a digit more.
+// ~√(c·n)·2⁻²⁴ relative to the largest output. cuDNN's algorithms are chosen by the policy
+// training uses (cudnn_policy.h: float32, no FFT or Winograd); its bound stays a digit wider
+// because its kernels sum in an order of their own (split-K, tiled reductions).
 constexpr double kOwnTolerance = 1e-4;
 constexpr double kCudnnTolerance = 1e-3;
-constexpr size_t kMaxCudnnWorkspace = size_t(256) << 20;
 
 // 3 warm-ups, then the median of `runs` samples, each repeating the call for at least 0.5 ms.
 bench::TimingOptions kernel_timing(int runs) {
@@ -40,11 +42,10 @@ bench::TimingOptions kernel_timing(int runs) {
 }
 
 // One convolution planned through cuDNN's legacy API, float32 math (CUDNN_FMA_MATH), the
-// algorithms found by measuring (cudnnFind*), as the backend's cuDNN path does.
+// algorithms found by measuring (cudnnFind*) and picked by training's policy (cudnn_policy.h).
 class CudnnConvPlan {
  public:
   CudnnConvPlan(cudnnHandle_t h, const ConvGeom& g, bool backward);
-  ~CudnnConvPlan();
   CudnnConvPlan(const CudnnConvPlan&) = delete;
   CudnnConvPlan& operator=(const CudnnConvPlan&) = delete;
 
@@ -55,9 +56,9 @@ class CudnnConvPlan {
 
  private:
   cudnnHandle_t h_;
-  cudnnTensorDescriptor_t x_ = nullptr, y_ = nullptr;
-  cudnnFilterDescriptor_t w_ = nullptr;
-  cudnnConvolutionDescriptor_t conv_ = nullptr;
+  TensorDesc x_ = new_tensor_desc(), y_ = new_tensor_desc();
+  FilterDesc w_ = new_filter_desc();
+  ConvDesc conv_ = new_conv_desc();
   cudnnConvolutionFwdAlgo_t fwd_{};
   cudnnConvolutionBwdDataAlgo_t bwd_data_{};
   cudnnConvolutionBwdFilterAlgo_t bwd_filter_{};
@@ -65,20 +66,11 @@ class CudnnConvPlan {
 
 template <class Perf>
 const Perf& fastest_fp32(const std::vector<Perf>& perf, int got, const char* what) {
-  for (int i = 0; i < got; ++i) {
-    const Perf& p = perf[size_t(i)];
-    if (p.status == CUDNN_STATUS_SUCCESS && p.memory <= kMaxCudnnWorkspace &&
-        p.mathType == CUDNN_FMA_MATH)
-      return p;
-  }
+  if (const Perf* p = first_usable(perf, got, CUDNN_FMA_MATH, kMaxWorkspace, false)) return *p;
   throw Error(std::string("bench kernel: cuDNN offers no float32 ") + what + " algorithm");
 }
 
 CudnnConvPlan::CudnnConvPlan(cudnnHandle_t h, const ConvGeom& g, bool backward) : h_(h) {
-  CUDNN_CHECK(cudnnCreateTensorDescriptor(&x_));
-  CUDNN_CHECK(cudnnCreateTensorDescriptor(&y_));
-  CUDNN_CHECK(cudnnCreateFilterDescriptor(&w_));
-  CUDNN_CHECK(cudnnCreateConvolutionDescriptor(&conv_));
   CUDNN_CHECK(
       cudnnSetTensor4dDescriptor(x_, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, g.n, g.c, g.h, g.w));
   CUDNN_CHECK(
@@ -115,13 +107,6 @@ CudnnConvPlan::CudnnConvPlan(cudnnHandle_t h, const ConvGeom& g, bool backward) 
   const auto& k = fastest_fp32(bf, got, "backward-filter");
   bwd_filter_ = k.algo;
   workspace = std::max(workspace, k.memory);
-}
-
-CudnnConvPlan::~CudnnConvPlan() {
-  (void)cudnnDestroyConvolutionDescriptor(conv_);
-  (void)cudnnDestroyFilterDescriptor(w_);
-  (void)cudnnDestroyTensorDescriptor(y_);
-  (void)cudnnDestroyTensorDescriptor(x_);
 }
 
 void CudnnConvPlan::forward(const float* x, const float* w, float* y, void* ws,
@@ -197,7 +182,7 @@ struct Work {
 
 ConvGeom split_geom(int batch, int c, int h, int w, int m, int kh, int kw, bool same) {
   ConvGeom g{batch, c, h, w, m, kh, kw, 1, 0, 0, h - kh + 1, w - kw + 1};
-  if (same) {  // DESIGN.md / model.cpp: pad_top = (k−1)/2, the odd one at the bottom/right
+  if (same) {  // stride 1, as model.cpp: pad_top = (k−1)/2, the odd one at the bottom/right
     g.pad_top = (kh - 1) / 2;
     g.pad_left = (kw - 1) / 2;
     g.oh = h;
@@ -493,10 +478,9 @@ std::string run_conv_split_bench(const SplitBenchArgs& args) {
   check_args(args);
   const CudaStatus st = cuda_status();
   if (st.devices.empty()) throw Error("bench kernel: no CUDA device: " + st.why_none);
-  Stream stream;
-  CudnnHandle cudnn(stream.s);
-  return args.op == "pair" ? bench_pair(args, stream.s, cudnn.h)
-                           : bench_conv(args, stream.s, cudnn.h);
+  Stream stream = new_stream();
+  CudnnHandle cudnn = new_cudnn(stream);
+  return args.op == "pair" ? bench_pair(args, stream, cudnn) : bench_conv(args, stream, cudnn);
 }
 
 }  // namespace splitconv::gpu

@@ -6,8 +6,8 @@
 #include <string>
 #include <vector>
 
-#include "bench_internal.h"
-#include "bench_util.h"
+#include "bench/bench_internal.h"
+#include "bench/bench_util.h"
 #include "conv.h"
 #include "conv_split.h"
 #include "splitconv/backend.h"
@@ -213,11 +213,11 @@ bench::ConvBenchResult bench_conv_cuda(const bench::ConvCase& s, const bench::Ti
   bench::ConvBenchResult r = bench::new_result(s, "cuda");
   r.description = device_text() + (o.tf32 ? ", TF32 allowed" : ", float32");
   r.validated_batch = bench::validation_batch(s, 1);
-  Stream stream;
-  CudnnHandle cudnn(stream.s);
+  Stream stream = new_stream();
+  CudnnHandle cudnn = new_cudnn(stream);
   ConvContext ctx;
-  ctx.cudnn = cudnn.h;
-  ctx.stream = stream.s;
+  ctx.cudnn = cudnn;
+  ctx.stream = stream;
   ctx.tf32 = o.tf32;
   bench_side("nxn", bench::nxn_layers(s), r, ctx, o);
   bench_side("pair", bench::pair_layers(s), r, ctx, o);

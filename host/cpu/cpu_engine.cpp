@@ -1,0 +1,164 @@
+// The CPU engine (cpu_engine.h): the step plan run with the CPU ops.
+#include "cpu/cpu_engine.h"
+
+#include <Eigen/Core>
+#include <algorithm>
+
+#include "cpu/cpu_ops.h"
+#include "splitconv/error.h"
+#include "splitconv/tensor.h"
+
+namespace splitconv::cpu {
+
+CpuEngine::CpuEngine(const Model& model, int max_batch, int threads)
+    : model_(model), plan_(make_plan(model, max_batch)), threads_(std::max(threads, 1)) {
+  const int batch = plan_.max_batch;
+  for (const PlanBuffer& b : plan_.buffers) {
+    act_.emplace_back(size_t(b.floats(batch)));
+    grad_.emplace_back(b.needs_grad ? size_t(b.floats(batch)) : 0);
+  }
+  for (const Shape& s : plan_.argmax_shapes) argmax_.emplace_back(size_t(batch) * size_t(s.size()));
+  int64_t workspace = 0;
+  for (const PlanOp& op : plan_.forward)
+    if (op.kind == LayerKind::Conv)
+      workspace = std::max(workspace, conv_workspace(conv_geom(model_.layers[size_t(op.layer)], 1)));
+  workspace_.assign(size_t(threads_), AlignedFloats(size_t(workspace)));
+  const size_t floats = size_t(model.param_floats);
+  params.assign(floats, 0.0f);
+  m.assign(floats, 0.0f);
+  v.assign(floats, 0.0f);
+  grads_.assign(size_t(threads_), AlignedFloats(floats, 0.0f));
+  partial_.assign(size_t(threads_), {});
+  labels_.assign(size_t(batch), 0);
+  // Eigen's GEMM keeps the CPU's cache sizes in a static set up on first use: set it up here,
+  // before threads share it.
+  Eigen::initParallel();
+  workers_ = std::make_unique<Workers>(threads_);
+}
+
+float* CpuEngine::act(int buffer, int lo) const {
+  return const_cast<float*>(act_[size_t(buffer)].data()) +
+         int64_t(lo) * plan_.buffers[size_t(buffer)].shape.size();
+}
+float* CpuEngine::grad(int buffer, int lo) const {
+  return const_cast<float*>(grad_[size_t(buffer)].data()) +
+         int64_t(lo) * plan_.buffers[size_t(buffer)].shape.size();
+}
+float* CpuEngine::weight(const Layer& l, AlignedFloats& flat) const {
+  return flat.data() + model_.slots[size_t(l.weight)].offset;
+}
+float* CpuEngine::bias(const Layer& l, AlignedFloats& flat) const {
+  return flat.data() + model_.slots[size_t(l.bias)].offset;
+}
+const float* CpuEngine::logits(int lo) const { return act(plan_.logits, lo); }
+
+void CpuEngine::gather(const uint8_t* images, const uint8_t* labels, const int32_t* order, int lo,
+                       int n) {
+  gather_batch(images, labels, plan_.input.size(), order, lo, n, act(0, lo),
+               labels ? labels_.data() + lo : nullptr);
+}
+
+void CpuEngine::forward_layer(const PlanOp& op, int lo, int n, int thread) {
+  const Layer& l = model_.layers[size_t(op.layer)];
+  const float* x = act(op.x, lo);
+  float* y = act(op.y, lo);
+  switch (op.kind) {
+    case LayerKind::Conv:
+      conv_forward(conv_geom(l, n), x, weight(l, params), bias(l, params), y,
+                   workspace_[size_t(thread)].data());
+      break;
+    case LayerKind::MaxPool:
+      maxpool_forward(pool_geom(l, n), x, y,
+                      argmax_[size_t(op.argmax)].data() + int64_t(lo) * l.out.size());
+      break;
+    case LayerKind::Flatten:  // a view: y is x
+      break;
+    case LayerKind::Dense:
+      dense_forward(dense_geom(l, n), x, weight(l, params), bias(l, params), y);
+      break;
+  }
+  if (op.relu) relu_forward(int64_t(n) * l.out.size(), y);
+}
+
+void CpuEngine::backward_layer(const PlanOp& op, int lo, int n, int thread) {
+  const Layer& l = model_.layers[size_t(op.layer)];
+  float* ws = workspace_[size_t(thread)].data();
+  AlignedFloats& g = grads_[size_t(thread)];
+  const float* x = act(op.x, lo);
+  const float* y = act(op.y, lo);
+  float* dy = grad(op.y, lo);
+  float* dx = op.need_dx ? grad(op.x, lo) : nullptr;
+  if (op.relu) relu_backward(int64_t(n) * l.out.size(), y, dy);
+  switch (op.kind) {
+    case LayerKind::Conv:
+      conv_backward_filter(conv_geom(l, n), x, dy, weight(l, g), bias(l, g), ws);
+      if (dx) conv_backward_data(conv_geom(l, n), dy, weight(l, params), dx, ws);
+      break;
+    case LayerKind::MaxPool:
+      if (dx)
+        maxpool_backward(pool_geom(l, n), dy,
+                         argmax_[size_t(op.argmax)].data() + int64_t(lo) * l.out.size(), dx);
+      break;
+    case LayerKind::Flatten:  // a view: dx is dy
+      break;
+    case LayerKind::Dense:
+      dense_backward(dense_geom(l, n), x, weight(l, params), dy, dx, weight(l, g), bias(l, g));
+      break;
+  }
+}
+
+void CpuEngine::forward(int lo, int n, int thread) {
+  for (const PlanOp& op : plan_.forward) forward_layer(op, lo, n, thread);
+}
+
+void CpuEngine::backward(int lo, int n, int thread) {
+  for (const PlanOp& op : plan_.backward) backward_layer(op, lo, n, thread);
+}
+
+void CpuEngine::loss(int lo, int n, int thread, float grad_scale) {
+  Metrics& part = partial_[size_t(thread)];
+  part = {0.0, 0, n};
+  const int k = plan_.classes;
+  softmax_xent(n, k, logits(lo), labels_.data() + lo, grad_scale > 0 ? grad(plan_.logits, lo) : nullptr,
+               grad_scale, &part.loss_sum, &part.correct);
+}
+
+void CpuEngine::add_partials(int count, Metrics* into) const {
+  for (int p = 0; p < std::min(threads_, count); ++p) {
+    into->loss_sum += partial_[size_t(p)].loss_sum;
+    into->correct += partial_[size_t(p)].correct;
+    into->count += partial_[size_t(p)].count;
+  }
+}
+
+void CpuEngine::sum_gradients(int count) {
+  float* sum = grads_[0].data();
+  for (int p = 1; p < std::min(threads_, count); ++p) {
+    const float* part = grads_[size_t(p)].data();
+    for (size_t i = 0; i < grads_[size_t(p)].size(); ++i) sum[i] += part[i];
+  }
+}
+
+void CpuEngine::adam(float lr_t, const Hyper& h) {
+  cpu::adam(int64_t(params.size()), params.data(), grads_[0].data(), m.data(), v.data(), lr_t,
+            h.beta1, h.beta2, h.eps);
+}
+
+void CpuEngine::train_step(const uint8_t* images, const uint8_t* labels, const int32_t* order,
+                           int count, float lr_t, const Hyper& h, Metrics* metrics) {
+  if (count < 1 || count > plan_.max_batch)
+    throw Error("cpu engine: a step of " + std::to_string(count) + " images, planned for 1 to " +
+                std::to_string(plan_.max_batch));
+  const float scale = 1.0f / float(count);  // mean cross-entropy over the batch
+  slices(count, [&](int lo, int n, int thread) {
+    gather(images, labels, order, lo, n);
+    forward(lo, n, thread);
+    loss(lo, n, thread, scale);
+    backward(lo, n, thread);
+  });
+  if (metrics) add_partials(count, metrics);
+  sum_gradients(count);
+  adam(lr_t, h);
+}
+
+}  // namespace splitconv::cpu

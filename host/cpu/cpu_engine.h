@@ -1,0 +1,76 @@
+// The CPU engine: runs a step plan (splitconv/plan.h) with the CPU ops. A batch is split into
+// one contiguous slice per thread; each thread runs forward, loss and backward on its slice
+// (the ops are single-threaded), writing parameter gradients into its own flat buffer. The
+// buffers are summed in thread order, so a step is deterministic for a given thread count.
+// Used by the CPU backend (cpu_backend.cpp) and by `bench layers` on the CPU.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "cpu/aligned.h"
+#include "cpu/workers.h"
+#include "splitconv/backend.h"
+#include "splitconv/plan.h"
+
+namespace splitconv::cpu {
+
+class CpuEngine {
+ public:
+  // Plans and allocates everything for `model` at up to max_batch images a step.
+  CpuEngine(const Model& model, int max_batch, int threads);
+
+  const Model& model() const { return model_; }
+  const StepPlan& plan() const { return plan_; }
+  int threads() const { return threads_; }
+
+  // Runs f(lo, n, thread) on one contiguous slice of [0, count) per thread, and waits.
+  template <class F>
+  void slices(int count, F f) {
+    for_slices(*workers_, count, f);
+  }
+
+  // One slice's part of a step (images [lo, lo+n) of the batch, on thread `thread`).
+  // Input: images[j]/255 with j = order[lo + r] (order null: j = lo + r), labels likewise.
+  void gather(const uint8_t* images, const uint8_t* labels, const int32_t* order, int lo, int n);
+  void forward_layer(const PlanOp& op, int lo, int n, int thread);
+  void backward_layer(const PlanOp& op, int lo, int n, int thread);  // into grads(thread)
+  void forward(int lo, int n, int thread);
+  void backward(int lo, int n, int thread);
+  // Softmax + cross-entropy of the slice's logits against its gathered labels into partial
+  // metrics of `thread`; with grad_scale > 0 also the logits' gradient (scaled by it).
+  void loss(int lo, int n, int thread, float grad_scale);
+  // Adds the per-thread metrics of the last section of `count` images, in thread order.
+  void add_partials(int count, Metrics* into) const;
+  // Sums the per-thread gradients of a step of `count` images into grads(0), in thread order.
+  void sum_gradients(int count);
+  // One Adam step of the parameters with grads(0).
+  void adam(float lr_t, const Hyper& h);
+
+  // A whole training step on images[order[0..count)] (the CPU backend's train_step).
+  void train_step(const uint8_t* images, const uint8_t* labels, const int32_t* order, int count,
+                  float lr_t, const Hyper& h, Metrics* metrics);
+
+  const float* logits(int lo) const;
+  AlignedFloats params, m, v;
+
+ private:
+  float* act(int buffer, int lo) const;
+  float* grad(int buffer, int lo) const;
+  float* weight(const Layer& l, AlignedFloats& flat) const;
+  float* bias(const Layer& l, AlignedFloats& flat) const;
+
+  Model model_;
+  StepPlan plan_;
+  int threads_ = 1;
+  std::vector<AlignedFloats> act_, grad_;      // per plan buffer (grad empty when not needed)
+  std::vector<std::vector<int32_t>> argmax_;   // per max-pool
+  std::vector<AlignedFloats> workspace_;       // per thread
+  std::vector<AlignedFloats> grads_;           // per thread; [0] receives the sum
+  std::vector<Metrics> partial_;               // per thread
+  std::vector<uint8_t> labels_;                // the batch's labels
+  std::unique_ptr<Workers> workers_;
+};
+
+}  // namespace splitconv::cpu
