@@ -1,5 +1,7 @@
-// The CUDA ops: each the twin of a CPU op in host/cpu/cpu_ops.h (same name, same shapes), taking
-// device pointers and the stream it runs on. Nothing here synchronises or allocates, so every
+// The CUDA ops: each the twin of a CPU op in host/cpu/cpu_ops.h — same name, same arguments in
+// the same order — taking device pointers and, first, the stream it runs on (and the cuBLAS
+// handle for dense layers). The step's changing values come as StepParams (splitconv/tensor.h)
+// in device memory, so one captured graph serves every step. Nothing here synchronises or allocates, so every
 // op may be captured into a CUDA graph. Tensors NCHW float32, weights OIHW / [out, in].
 #pragma once
 #include <cublas_v2.h>
@@ -10,14 +12,6 @@
 #include "splitconv/tensor.h"
 
 namespace splitconv::gpu {
-
-// What changes from one training step to the next, read by the kernels from device memory so
-// that one captured graph serves every step (the host writes it with one small copy a step).
-struct StepParams {
-  int64_t begin = 0;  // first index into the epoch's order
-  float lr_t = 0;     // Keras's lr·√(1−β2ᵗ)/(1−β1ᵗ), from adam_step_size
-  float beta1 = 0.9f, beta2 = 0.999f, eps = 1e-7f;
-};
 
 // --- gather.cu ---
 // x[i] = images[j]/255 and batch_labels[i] = labels[j] for i < count, with

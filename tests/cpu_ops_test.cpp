@@ -258,13 +258,36 @@ TEST(CpuMaxPool, BackwardMatchesFiniteDifferences) {
   }
 }
 
+TEST(CpuBias, ForwardAddsPerChannelAndBackwardSumsPerChannel) {
+  Rng rng(515);
+  const int n = 3, c = 4;
+  const int64_t plane = 5;
+  const Floats y0 = random_floats(rng, n * c * plane), b = random_floats(rng, c);
+  for (bool relu : {false, true}) {
+    Floats y = y0, db(c, kNaN);
+    cpu::bias_act_forward(n, c, plane, b.data(), relu, y.data());
+    cpu::bias_backward(n, c, plane, y.data(), db.data());
+    for (int ch = 0; ch < c; ++ch) {
+      double sum = 0;
+      for (int i = 0; i < n; ++i)
+        for (int64_t p = 0; p < plane; ++p) {
+          const size_t at = size_t((i * c + ch) * plane + p);
+          const float want = relu ? std::max(y0[at] + b[ch], 0.0f) : y0[at] + b[ch];
+          ASSERT_EQ(y[at], want) << at;
+          sum += y[at];
+        }
+      EXPECT_NEAR(db[ch], sum, 1e-6) << ch;
+    }
+  }
+}
+
 TEST(CpuDense, ForwardAndBackward) {
   Rng rng(606);
   const DenseGeom g{3, 7, 5};
   Floats x = random_floats(rng, g.n * g.in), w = random_floats(rng, g.out * g.in),
          b = random_floats(rng, g.out);
   Floats y(g.n * g.out, kNaN);
-  cpu::dense_forward(g, x.data(), w.data(), b.data(), y.data());
+  cpu::dense_forward(g, x.data(), w.data(), b.data(), false, y.data());
   for (int n = 0; n < g.n; ++n)
     for (int o = 0; o < g.out; ++o) {
       double sum = b[o];
@@ -273,9 +296,14 @@ TEST(CpuDense, ForwardAndBackward) {
     }
   const std::vector<double> r = random_doubles(rng, y.size());
   auto loss = [&] {
-    cpu::dense_forward(g, x.data(), w.data(), b.data(), y.data());
+    cpu::dense_forward(g, x.data(), w.data(), b.data(), false, y.data());
     return weighted_sum(r, y);
   };
+  // With relu: the same values, negatives clamped.
+  Floats y_relu(y.size(), kNaN);
+  cpu::dense_forward(g, x.data(), w.data(), b.data(), true, y_relu.data());
+  cpu::dense_forward(g, x.data(), w.data(), b.data(), false, y.data());
+  for (size_t i = 0; i < y.size(); ++i) ASSERT_EQ(y_relu[i], std::max(y[i], 0.0f)) << i;
   const Floats dy(r.begin(), r.end());
   Floats dx(x.size(), kNaN), dw(w.size(), kNaN), db(b.size(), kNaN);
   cpu::dense_backward(g, x.data(), w.data(), dy.data(), dx.data(), dw.data(), db.data());
@@ -381,7 +409,9 @@ TEST(CpuAdam, TwoStepsMatchHandComputation) {
     Floats g = random_floats(rng, count);
     g[0] = 0.0f;  // zero gradient: ε keeps the step finite (and zero)
     const double lr_t = adam_step_size(1e-3, b1, b2, t);
-    cpu::adam(count, p.data(), g.data(), m.data(), v.data(), float(lr_t), b1, b2, eps);
+    StepParams sp;
+    sp.lr_t = float(lr_t), sp.beta1 = b1, sp.beta2 = b2, sp.eps = eps;
+    cpu::adam(count, p.data(), g.data(), m.data(), v.data(), &sp);
     for (int i = 0; i < count; ++i) {
       hm[i] = b1 * hm[i] + (1 - double(b1)) * g[i];
       hv[i] = b2 * hv[i] + (1 - double(b2)) * g[i] * g[i];

@@ -74,8 +74,8 @@ void CpuEngine::forward_layer(const PlanOp& op, int lo, int n, int thread) {
     case LayerKind::Flatten:  // a view: y is x
       break;
     case LayerKind::Dense:
-      dense_forward(dense_geom(l, n), x, weight(l, params), bias(l, params), y);
-      break;
+      dense_forward(dense_geom(l, n), x, weight(l, params), bias(l, params), op.relu, y);
+      return;  // ReLU included
   }
   if (op.relu) relu_forward(int64_t(n) * l.out.size(), y);
 }
@@ -140,8 +140,12 @@ void CpuEngine::sum_gradients(int count) {
 }
 
 void CpuEngine::adam(float lr_t, const Hyper& h) {
-  cpu::adam(int64_t(params.size()), params.data(), grads_[0].data(), m.data(), v.data(), lr_t,
-            h.beta1, h.beta2, h.eps);
+  StepParams sp;
+  sp.lr_t = lr_t;
+  sp.beta1 = h.beta1;
+  sp.beta2 = h.beta2;
+  sp.eps = h.eps;
+  cpu::adam(int64_t(params.size()), params.data(), grads_[0].data(), m.data(), v.data(), &sp);
 }
 
 void CpuEngine::train_step(const uint8_t* images, const uint8_t* labels, const int32_t* order,

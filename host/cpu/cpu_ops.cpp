@@ -176,10 +176,34 @@ void maxpool_backward(const PoolGeom& g, const float* dy, const int32_t* argmax,
   }
 }
 
-void dense_forward(const DenseGeom& g, const float* x, const float* w, const float* b, float* y) {
+void dense_forward(const DenseGeom& g, const float* x, const float* w, const float* b, bool relu,
+                   float* y) {
   MapR ymat(y, g.n, g.out);
   ymat.noalias() = CMapR(x, g.n, g.in) * CMapR(w, g.out, g.in).transpose();
   ymat.rowwise() += CVec(b, g.out).transpose();
+  if (relu) relu_forward(int64_t(g.n) * g.out, y);
+}
+
+void bias_act_forward(int n, int c, int64_t plane, const float* b, bool relu, float* y) {
+  for (int i = 0; i < n; ++i)
+    for (int ch = 0; ch < c; ++ch) {
+      float* row = y + (int64_t(i) * c + ch) * plane;
+      for (int64_t p = 0; p < plane; ++p) {
+        const float v = row[p] + b[ch];
+        row[p] = relu && v < 0.0f ? 0.0f : v;
+      }
+    }
+}
+
+void bias_backward(int n, int c, int64_t plane, const float* dy, float* db) {
+  for (int ch = 0; ch < c; ++ch) {
+    double sum = 0;  // the CUDA twin sums in float in another order: compared within rounding
+    for (int i = 0; i < n; ++i) {
+      const float* row = dy + (int64_t(i) * c + ch) * plane;
+      for (int64_t p = 0; p < plane; ++p) sum += row[p];
+    }
+    db[ch] = float(sum);
+  }
 }
 
 void dense_backward(const DenseGeom& g, const float* x, const float* w, const float* dy, float* dx,
@@ -230,8 +254,8 @@ void softmax(int n, int k, const float* logits, float* probs) {
   }
 }
 
-void adam(int64_t count, float* p, const float* g, float* m, float* v, float lr_t, float beta1,
-          float beta2, float eps) {
+void adam(int64_t count, float* p, const float* g, float* m, float* v, const StepParams* sp) {
+  const float lr_t = sp->lr_t, beta1 = sp->beta1, beta2 = sp->beta2, eps = sp->eps;
   // Keras's form (docs/design.md, Numeric conventions): ε is added to √v, after the bias
   // correction folded into lr_t.
   for (int64_t i = 0; i < count; ++i) {

@@ -22,12 +22,18 @@ void conv_backward_filter(const ConvGeom& g, const float* x, const float* dy, fl
 
 void relu_forward(int64_t count, float* y);                        // in place
 void relu_backward(int64_t count, const float* y, float* dy);       // dy *= (y > 0)
+// y[n,c,p] = y[n,c,p] + b[c], then max(·, 0) when relu; y: n×c×plane (dense: plane = 1)
+void bias_act_forward(int n, int c, int64_t plane, const float* b, bool relu, float* y);
+// db[c] = Σ_{n,p} dy[n,c,p]   (overwritten)
+void bias_backward(int n, int c, int64_t plane, const float* dy, float* db);
 
 // argmax: index within the image's channel plane (h·w) of the chosen input, per output
 void maxpool_forward(const PoolGeom& g, const float* x, float* y, int32_t* argmax);
 void maxpool_backward(const PoolGeom& g, const float* dy, const int32_t* argmax, float* dx);
 
-void dense_forward(const DenseGeom& g, const float* x, const float* w, const float* b, float* y);
+// y = x·Wᵀ + b, then ReLU when relu        x: n×in, w: out×in, y: n×out
+void dense_forward(const DenseGeom& g, const float* x, const float* w, const float* b, bool relu,
+                   float* y);
 // dx may be null (first layer); dw, db overwritten
 void dense_backward(const DenseGeom& g, const float* x, const float* w, const float* dy,
                     float* dx, float* dw, float* db);
@@ -40,9 +46,9 @@ void softmax_xent(int n, int k, const float* logits, const uint8_t* labels, floa
 // probabilities of n rows of k logits
 void softmax(int n, int k, const float* logits, float* probs);
 
-// θ ← θ − lr_t·m/(√v + ε) after m ← β1 m + (1−β1) g, v ← β2 v + (1−β2) g²
-void adam(int64_t count, float* p, const float* g, float* m, float* v, float lr_t, float beta1,
-          float beta2, float eps);
+// θ ← θ − lr_t·m/(√v + ε) after m ← β1 m + (1−β1) g, v ← β2 v + (1−β2) g², with lr_t, β, ε
+// read from *sp.
+void adam(int64_t count, float* p, const float* g, float* m, float* v, const StepParams* sp);
 
 // x[i] = images[j]/255 and batch_labels[i] = labels[j] for i < count, with j = order[begin + i]
 // (order null: j = begin + i). images: N×image_size uint8; labels and batch_labels may be null.

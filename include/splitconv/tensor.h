@@ -42,6 +42,15 @@ inline DenseGeom dense_geom(const Layer& l, int batch) {
   return {batch, int(l.in.size()), l.out.c};
 }
 
+// What changes from one training step to the next. The GPU engine reads it from device memory
+// (the host writes it with one small copy a step, so one captured graph serves every step);
+// the CPU ops take it from host memory.
+struct StepParams {
+  int64_t begin = 0;  // first index into the epoch's order
+  float lr_t = 0;     // Keras's lr·√(1−β2ᵗ)/(1−β1ᵗ), from adam_step_size
+  float beta1 = 0.9f, beta2 = 0.999f, eps = 1e-7f;
+};
+
 // Keras's Adam step size: lr_t = lr·√(1−β2ᵗ)/(1−β1ᵗ)
 double adam_step_size(double lr, double beta1, double beta2, int64_t t);
 
