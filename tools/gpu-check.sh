@@ -218,6 +218,25 @@ if [[ -x "$bin" ]]; then
     --epochs 5 --conv-impl own --json "$out/train-v1-own.json" --data-dir "$root/.carry/data" --verbose
 fi
 
+# --deterministic: the same seed twice, each run finding its own algorithms, gives the same
+# checkpoint byte for byte (parameters, moments), through cuDNN (v0) and the own kernels (v1).
+deterministic_twice() {
+  local v
+  for v in v0 v1; do
+    for run in a b; do
+      "$bin" train "models/seed-$v.net" --dataset mnist --device cuda --epochs 1 --deterministic \
+        --verbose --data-dir "$data" --save "$out/det-$v-$run.safetensors" || return 1
+    done
+    cmp "$out/det-$v-a.safetensors" "$out/det-$v-b.safetensors" || return 1
+    echo "seed-$v: the two deterministic runs wrote identical checkpoints"
+  done
+}
+if [[ -x "$bin" ]]; then
+  export bin out data="$root/.carry/data"
+  export -f deterministic_twice
+  step train-deterministic 100 bash -c deterministic_twice
+fi
+
 # The split-kernel harness: every variant validated against the CPU, then timed against cuDNN.
 bench_kernels() {
   local op size c
@@ -271,6 +290,8 @@ elif [[ -x "$gpu_tests" ]]; then
   step memcheck 100 "$sanitizer" --tool memcheck --error-exitcode 3 \
     "$gpu_tests" --gtest_filter="$small_ops" --gtest_brief=1
   step racecheck 100 "$sanitizer" --tool racecheck --error-exitcode 3 \
+    "$gpu_tests" --gtest_filter="$small_ops" --gtest_brief=1
+  step synccheck 100 "$sanitizer" --tool synccheck --error-exitcode 3 \
     "$gpu_tests" --gtest_filter="$small_ops" --gtest_brief=1
 fi
 
