@@ -140,18 +140,12 @@ Floats random_floats(Rng& rng, int64_t count) {
   return v;
 }
 
-// max |got − ref| / max |ref|
+// max |got − ref| / max |ref| (bench::relative_error) of a device buffer
 double relative_error(const DeviceBuffer<float>& got, const Floats& ref) {
   Floats host(ref.size());
   CUDA_CHECK(
       cudaMemcpy(host.data(), got.get(), ref.size() * sizeof(float), cudaMemcpyDeviceToHost));
-  double diff = 0, scale = 0;
-  for (size_t i = 0; i < ref.size(); ++i) {
-    const double d = std::abs(double(host[i]) - double(ref[i]));
-    diff = std::isnan(d) ? INFINITY : std::max(diff, d);
-    scale = std::max(scale, std::abs(double(ref[i])));
-  }
-  return scale > 0 ? diff / scale : diff;
+  return bench::relative_error(host, ref);
 }
 
 struct Output {

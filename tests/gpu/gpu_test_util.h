@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "resources.h"
+#include "splitconv/bench.h"
 #include "splitconv/backend.h"
 #include "splitconv/random.h"
 
@@ -65,16 +66,10 @@ std::vector<T> to_host(const DeviceBuffer<T>& d, size_t n = size_t(-1)) {
   return h;
 }
 
-// max |got − want| / max |want|: one number that reads the same for every tensor scale.
+// max |got − want| / max |want|: one number that reads the same for every tensor scale (the
+// benchmarks' measure, bench::relative_error; a non-finite value reads as infinite).
 inline double rel_error(const std::vector<float>& got, const std::vector<float>& want) {
-  if (got.size() != want.size()) return INFINITY;
-  double err = 0, scale = 0;
-  for (size_t i = 0; i < got.size(); ++i) {
-    if (!std::isfinite(got[i])) return INFINITY;
-    err = std::max(err, std::abs(double(got[i]) - double(want[i])));
-    scale = std::max(scale, std::abs(double(want[i])));
-  }
-  return scale > 0 ? err / scale : err;
+  return bench::relative_error(got, want);
 }
 
 // The op tolerance: float32 sums of up to a few thousand products, reordered (cuDNN, cuBLAS and
