@@ -11,21 +11,13 @@ namespace {
 
 Model model_of(const std::string& text) { return build_model(parse_spec(text, "m.net")); }
 
-const char* kSeedV0 = R"(input 28x28x1
-conv 32 3x3 relu
-maxpool 2x2
-conv 64 3x3 relu
-maxpool 2x2
-conv 64 3x3 relu
-flatten
-dense 64 relu
-dense 10 softmax
-)";
+// The notebook's conventional model, from the repository.
+Model seed_v0() { return build_model(load_spec(SPLITCONV_SOURCE_DIR "/models/seed-v0.net")); }
 
 }  // namespace
 
 TEST(StepPlan, SeedModelBuffersViewsAndGradients) {
-  const Model m = model_of(kSeedV0);
+  const Model m = seed_v0();
   const StepPlan p = make_plan(m, 32);
   EXPECT_EQ(p.max_batch, 32);
   EXPECT_EQ(p.classes, 10);
@@ -76,7 +68,7 @@ TEST(StepPlan, InputGradientOnlyAfterTheFirstLayerWithParameters) {
 }
 
 TEST(StepPlan, RefusesWhatNoEngineRuns) {
-  EXPECT_THROW(make_plan(model_of(kSeedV0), 0), Error);
+  EXPECT_THROW(make_plan(seed_v0(), 0), Error);
   // The last layer must be dense without ReLU; softmax only there.
   EXPECT_THROW(make_plan(model_of("input 4x4x1\nflatten\ndense 3 relu\n"), 4), Error);
   EXPECT_THROW(make_plan(model_of("input 4x4x1\nconv 2 3x3\n"), 4), Error);
