@@ -3,6 +3,7 @@
 
 #include <Eigen/Core>
 #include <algorithm>
+#include <cmath>
 
 #include "cpu/cpu_ops.h"
 #include "splitconv/error.h"
@@ -136,6 +137,96 @@ void CpuEngine::sum_gradients(int count) {
   for (int p = 1; p < std::min(threads_, count); ++p) {
     const float* part = grads_[size_t(p)].data();
     for (size_t i = 0; i < grads_[size_t(p)].size(); ++i) sum[i] += part[i];
+  }
+}
+
+void CpuEngine::gradient_magnitude(int count, float* out) {
+  // A running error bound: the step again with |W|, |b| and magnitudes in place of values —
+  // x̄ = |W|·x̄ + |b| forward, ḡ = |W|ᵀ·ḡ backward, starting from the largest possible logit
+  // gradient (1/count) — keeping the ReLU masks and pool choices of the step that ran. Every
+  // activation and gradient of the step is then at most its magnitude, and so is its rounding
+  // error in units of the float epsilon (times the length of the sums); the parameter gradient
+  // built from them is bounded by Σ x̄·ḡ over its terms.
+  std::fill(out, out + model_.param_floats, 0.0f);
+  AlignedFloats abs_params(params.size());
+  for (size_t k = 0; k < params.size(); ++k) abs_params[k] = std::abs(params[k]);
+  std::vector<AlignedFloats> xbar, gbar;
+  for (const PlanBuffer& b : plan_.buffers) {
+    xbar.emplace_back(size_t(b.shape.size()));
+    gbar.emplace_back(size_t(b.shape.size()));
+  }
+  AlignedFloats dw, db, ws(workspace_[0].size());
+  auto mask = [&](int buffer, int image, AlignedFloats& v) {  // v *= (the step's value > 0)
+    const float* y = act(buffer, image);
+    for (size_t k = 0; k < v.size(); ++k) v[k] = y[k] > 0.0f ? v[k] : 0.0f;
+  };
+  for (int i = 0; i < count; ++i) {
+    const float* x0 = act(0, i);
+    std::copy(x0, x0 + xbar[0].size(), xbar[0].begin());  // pixels / 255 ≥ 0
+    for (const PlanOp& op : plan_.forward) {
+      const Layer& l = model_.layers[size_t(op.layer)];
+      AlignedFloats& xb = xbar[size_t(op.x)];
+      AlignedFloats& yb = xbar[size_t(op.y)];
+      switch (op.kind) {
+        case LayerKind::Conv:
+          conv_forward(conv_geom(l, 1), xb.data(), weight(l, abs_params), bias(l, abs_params),
+                       yb.data(), ws.data());
+          break;
+        case LayerKind::MaxPool: {
+          const int32_t* arg = argmax_[size_t(op.argmax)].data() + int64_t(i) * l.out.size();
+          for (int64_t o = 0; o < l.out.size(); ++o) {
+            const int64_t plane = o / (int64_t(l.out.h) * l.out.w);
+            yb[size_t(o)] = xb[size_t(plane * l.in.h * l.in.w + arg[o])];
+          }
+          break;
+        }
+        case LayerKind::Flatten:
+          break;
+        case LayerKind::Dense:
+          dense_forward(dense_geom(l, 1), xb.data(), weight(l, abs_params), bias(l, abs_params),
+                        false, yb.data());
+          break;
+      }
+      if (op.relu) mask(op.y, i, yb);
+    }
+    std::fill(gbar[size_t(plan_.logits)].begin(), gbar[size_t(plan_.logits)].end(),
+              1.0f / float(count));
+    for (const PlanOp& op : plan_.backward) {
+      const Layer& l = model_.layers[size_t(op.layer)];
+      AlignedFloats& gy = gbar[size_t(op.y)];
+      AlignedFloats& gx = gbar[size_t(op.x)];
+      if (op.relu) mask(op.y, i, gy);
+      switch (op.kind) {
+        case LayerKind::Conv:
+          dw.resize(size_t(model_.slots[size_t(l.weight)].size));
+          db.resize(size_t(l.out.c));
+          conv_backward_filter(conv_geom(l, 1), xbar[size_t(op.x)].data(), gy.data(), dw.data(),
+                               db.data(), ws.data());
+          if (op.need_dx) conv_backward_data(conv_geom(l, 1), gy.data(), weight(l, abs_params),
+                                             gx.data(), ws.data());
+          break;
+        case LayerKind::MaxPool:
+          if (op.need_dx)
+            maxpool_backward(pool_geom(l, 1), gy.data(),
+                             argmax_[size_t(op.argmax)].data() + int64_t(i) * l.out.size(),
+                             gx.data());
+          break;
+        case LayerKind::Flatten:
+          break;
+        case LayerKind::Dense:
+          dw.resize(size_t(model_.slots[size_t(l.weight)].size));
+          db.resize(size_t(l.out.c));
+          dense_backward(dense_geom(l, 1), xbar[size_t(op.x)].data(), weight(l, abs_params),
+                         gy.data(), op.need_dx ? gx.data() : nullptr, dw.data(), db.data());
+          break;
+      }
+      if (op.kind == LayerKind::Conv || op.kind == LayerKind::Dense) {
+        float* w_out = out + model_.slots[size_t(l.weight)].offset;
+        float* b_out = out + model_.slots[size_t(l.bias)].offset;
+        for (size_t k = 0; k < dw.size(); ++k) w_out[k] += dw[k];
+        for (size_t k = 0; k < db.size(); ++k) b_out[k] += db[k];
+      }
+    }
   }
 }
 

@@ -53,6 +53,14 @@ class CpuEngine {
                   float lr_t, const Hyper& h, Metrics* metrics);
 
   const float* logits(int lo) const;
+  // The last step's summed parameter gradient (valid after train_step or sum_gradients).
+  const AlignedFloats& gradient() const { return grads_[0]; }
+  // For each parameter of the last step of `count` images, a bound on the magnitudes its
+  // gradient's terms and their rounding carry: Σ x̄·ḡ, the step rerun with |W| and magnitudes
+  // (cpu_engine.cpp). A gradient summed in another order differs from this one by a small
+  // multiple of the float epsilon times it, however much the terms cancel (tests/grad_bound.h).
+  // Into out (Model::param_floats floats; padding left 0). Call right after the step.
+  void gradient_magnitude(int count, float* out);
   AlignedFloats params, m, v;
 
  private:

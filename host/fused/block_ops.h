@@ -1,0 +1,310 @@
+// The fused engine's ops: one image's forward and backward, written once as code that a group
+// of threads runs cooperatively, and compiled both for the GPU (cuda/fused_engine.cu, a block
+// per image) and for the CPU (emulate.cpp, which runs every thread of a phase in turn).
+//
+// A phase is one call of an op function by every thread t of T (t = 0..T-1); the threads of
+// a phase write disjoint places and read only what earlier phases wrote, so the GPU puts a
+// barrier between phases and the CPU may run the threads one after another in any order. Every
+// output element is one thread's sum in a fixed order: a step is deterministic, and the same
+// on the GPU and in the emulator up to the rounding of fused multiply-adds.
+//
+// Memory of one image is an arena (program.h lays it out): the activations and gradients of
+// the plan's buffers, and int32 arg-max slots. Parameters are read from the flat buffer; an
+// image's parameter gradients are written into its own flat partial buffer (the fixed-order
+// sum over images and Adam run after every image is done: reduce_adam).
+#pragma once
+#include <cmath>
+#include <cstdint>
+
+#include "splitconv/tensor.h"
+
+#if defined(__CUDACC__)
+#define SC_HD __host__ __device__
+#else
+#define SC_HD
+#endif
+
+namespace splitconv::fused {
+
+enum class OpCode : int32_t {
+  Gather,     // input ← pixels / 255
+  ConvFwd,    // y ← conv(x) + bias, ReLU when relu
+  PoolFwd,    // y ← max over windows, the arg-max in the int arena
+  DenseFwd,   // y ← W·x + bias, ReLU when relu
+  Loss,       // softmax cross-entropy of the logits; dy of the logits when training
+  ConvBwd,    // dW, db into the image's partial; dx when dx >= 0
+  PoolBwd,    // dx from dy through the arg-max
+  DenseBwd,   // dW, db into the image's partial; dx when dx >= 0
+};
+
+// One phase's op. Offsets are in floats into the image's arena (ints for argmax) or into the
+// flat parameter buffer; -1 when absent. Dense layers use c = in features, m = out features.
+struct FusedOp {
+  OpCode code = OpCode::Gather;
+  int32_t layer = -1;        // model layer (for messages and timings)
+  int32_t relu = 0;          // forward: apply ReLU to y
+  int32_t mask_dx = 0;       // backward: dx *= (x > 0), x being the output of a ReLU layer
+  int32_t c = 0, h = 0, w = 0;        // input channels and map
+  int32_t m = 0, oh = 0, ow = 0;      // output channels and map
+  int32_t kh = 1, kw = 1, stride = 1, pad_top = 0, pad_left = 0;
+  int64_t x = -1, y = -1, dx = -1, dy = -1;
+  int64_t argmax = -1;
+  int64_t weight = -1, bias = -1;
+};
+
+// What a phase touches besides the arena.
+struct ImageIo {
+  const uint8_t* pixels = nullptr;  // this image's pixels (Gather)
+  int label = 0;                    // Loss
+  float grad_scale = 0;             // Loss: > 0 writes the logits' gradient, scaled by it
+  double* loss = nullptr;           // Loss: −log softmax[label] of this image
+  int32_t* correct = nullptr;       // Loss: 1 when the first maximum is the label
+  float* probs = nullptr;           // Loss: softmax probabilities (predict), when not null
+  float* partial = nullptr;         // backward: this image's flat parameter gradients
+};
+
+// ---- the ops: thread t of T ----
+
+SC_HD inline void gather_phase(const FusedOp& op, int t, int T, float* a, const ImageIo& io) {
+  const int64_t size = int64_t(op.c) * op.h * op.w;
+  for (int64_t i = t; i < size; i += T) a[op.y + i] = float(io.pixels[i]) / 255.0f;
+}
+
+// y[m][oy][ox] = bias[m] + Σ_c Σ_i Σ_j w[m][c][i][j] · x[c][oy·s + i − pt][ox·s + j − pl]
+SC_HD inline void conv_fwd_phase(const FusedOp& op, int t, int T, float* a, const float* p) {
+  const float* x = a + op.x;
+  float* y = a + op.y;
+  const float* wt = p + op.weight;
+  const int64_t plane = int64_t(op.oh) * op.ow, total = plane * op.m;
+  for (int64_t o = t; o < total; o += T) {
+    const int mo = int(o / plane);
+    const int oy = int((o % plane) / op.ow), ox = int(o % op.ow);
+    float sum = 0.0f;
+    for (int ci = 0; ci < op.c; ++ci) {
+      const float* xc = x + int64_t(ci) * op.h * op.w;
+      const float* wc = wt + (int64_t(mo) * op.c + ci) * op.kh * op.kw;
+      for (int i = 0; i < op.kh; ++i) {
+        const int iy = oy * op.stride + i - op.pad_top;
+        if (iy < 0 || iy >= op.h) continue;
+        for (int j = 0; j < op.kw; ++j) {
+          const int ix = ox * op.stride + j - op.pad_left;
+          if (ix < 0 || ix >= op.w) continue;
+          sum += wc[i * op.kw + j] * xc[iy * op.w + ix];
+        }
+      }
+    }
+    const float v = sum + p[op.bias + mo];
+    y[o] = op.relu && v < 0.0f ? 0.0f : v;
+  }
+}
+
+// Valid windows (the model allows no pool padding); ties keep the first maximum, as the CPU op.
+SC_HD inline void pool_fwd_phase(const FusedOp& op, int t, int T, float* a, int32_t* ia) {
+  const float* x = a + op.x;
+  float* y = a + op.y;
+  int32_t* arg = ia + op.argmax;
+  const int64_t plane = int64_t(op.oh) * op.ow, total = plane * op.c;
+  for (int64_t o = t; o < total; o += T) {
+    const int64_t ch = o / plane;
+    const int oy = int((o % plane) / op.ow), ox = int(o % op.ow);
+    const float* in = x + ch * op.h * op.w;
+    const int corner = oy * op.stride * op.w + ox * op.stride;
+    int best = corner;
+    float top = in[corner];
+    for (int i = 0; i < op.kh; ++i)
+      for (int j = 0; j < op.kw; ++j) {
+        const int at = corner + i * op.w + j;
+        if (in[at] > top) {
+          top = in[at];
+          best = at;
+        }
+      }
+    y[o] = op.relu && top < 0.0f ? 0.0f : top;
+    arg[o] = best;
+  }
+}
+
+// y[o] = bias[o] + Σ_i w[o][i] · x[i]
+SC_HD inline void dense_fwd_phase(const FusedOp& op, int t, int T, float* a, const float* p) {
+  const float* x = a + op.x;
+  float* y = a + op.y;
+  for (int o = t; o < op.m; o += T) {
+    const float* row = p + op.weight + int64_t(o) * op.c;
+    float sum = 0.0f;
+    for (int i = 0; i < op.c; ++i) sum += row[i] * x[i];
+    const float v = sum + p[op.bias + o];
+    y[o] = op.relu && v < 0.0f ? 0.0f : v;
+  }
+}
+
+// One thread: the rows are short (the classes), and double sums keep the loss within rounding
+// of the CPU op. op.m is the number of classes; x the logits, dy their gradient.
+SC_HD inline void loss_phase(const FusedOp& op, int t, float* a, const ImageIo& io) {
+  if (t != 0) return;
+  const float* row = a + op.x;
+  const int k = op.m;
+  int top = 0;
+  for (int j = 1; j < k; ++j) top = row[j] > row[top] ? j : top;
+  double sum = 0;
+  for (int j = 0; j < k; ++j) sum += exp(double(row[j]) - double(row[top]));
+  const double log_sum = log(sum);
+  const bool known = io.label >= 0 && io.label < k;  // the host checks labels on upload
+  if (io.loss) *io.loss = known ? log_sum - (double(row[io.label]) - double(row[top])) : NAN;
+  if (io.correct) *io.correct = top == io.label ? 1 : 0;
+  for (int j = 0; j < k; ++j) {
+    const double q = exp(double(row[j]) - double(row[top]) - log_sum);
+    if (io.probs) io.probs[j] = float(q);
+    if (io.grad_scale > 0 && op.dy >= 0)
+      a[op.dy + j] = float((q - (j == io.label ? 1.0 : 0.0)) * double(io.grad_scale));
+  }
+}
+
+// dx (masked by the producer's ReLU) of a conv: dx[c][iy][ix] = Σ_m Σ_i Σ_j w[m][c][i][j] ·
+// dy[m][oy][ox] over the (i, j) with iy + pt − i = oy·s and ix + pl − j = ox·s in range.
+SC_HD inline float conv_dx_at(const FusedOp& op, const float* dy, const float* wt, int ci, int iy,
+                              int ix) {
+  float sum = 0.0f;
+  for (int mo = 0; mo < op.m; ++mo) {
+    const float* dym = dy + int64_t(mo) * op.oh * op.ow;
+    const float* wm = wt + (int64_t(mo) * op.c + ci) * op.kh * op.kw;
+    for (int i = 0; i < op.kh; ++i) {
+      const int ry = iy + op.pad_top - i;
+      if (ry < 0 || ry % op.stride != 0) continue;
+      const int oy = ry / op.stride;
+      if (oy >= op.oh) continue;
+      for (int j = 0; j < op.kw; ++j) {
+        const int rx = ix + op.pad_left - j;
+        if (rx < 0 || rx % op.stride != 0) continue;
+        const int ox = rx / op.stride;
+        if (ox >= op.ow) continue;
+        sum += wm[i * op.kw + j] * dym[oy * op.ow + ox];
+      }
+    }
+  }
+  return sum;
+}
+
+// One phase: the filter gradient (m·c·kh·kw items, each a sum over the output map), the bias
+// gradient (m items) and, when dx is wanted, the input gradient (c·h·w items).
+SC_HD inline void conv_bwd_phase(const FusedOp& op, int t, int T, float* a, const float* p,
+                                 const ImageIo& io) {
+  const float* x = a + op.x;
+  const float* dy = a + op.dy;
+  const int64_t taps = int64_t(op.kh) * op.kw;
+  const int64_t n_dw = int64_t(op.m) * op.c * taps, n_db = op.m;
+  const int64_t n_dx = op.dx >= 0 ? int64_t(op.c) * op.h * op.w : 0;
+  const int64_t oplane = int64_t(op.oh) * op.ow, iplane = int64_t(op.h) * op.w;
+  for (int64_t item = t; item < n_dw + n_db + n_dx; item += T) {
+    if (item < n_dw) {
+      const int mo = int(item / (op.c * taps));
+      const int ci = int(item / taps % op.c);
+      const int i = int(item % taps / op.kw), j = int(item % op.kw);
+      const float* dym = dy + mo * oplane;
+      const float* xc = x + ci * iplane;
+      // Output rows and columns whose tap (i, j) lands inside the input.
+      float sum = 0.0f;
+      for (int oy = 0; oy < op.oh; ++oy) {
+        const int iy = oy * op.stride + i - op.pad_top;
+        if (iy < 0 || iy >= op.h) continue;
+        for (int ox = 0; ox < op.ow; ++ox) {
+          const int ix = ox * op.stride + j - op.pad_left;
+          if (ix < 0 || ix >= op.w) continue;
+          sum += dym[oy * op.ow + ox] * xc[iy * op.w + ix];
+        }
+      }
+      io.partial[op.weight + item] = sum;
+    } else if (item < n_dw + n_db) {
+      const int64_t mo = item - n_dw;
+      float sum = 0.0f;
+      for (int64_t q = 0; q < oplane; ++q) sum += dy[mo * oplane + q];
+      io.partial[op.bias + mo] = sum;
+    } else {
+      const int64_t e = item - n_dw - n_db;
+      const int ci = int(e / iplane);
+      const int iy = int(e % iplane / op.w), ix = int(e % op.w);
+      float v = conv_dx_at(op, dy, p + op.weight, ci, iy, ix);
+      if (op.mask_dx && !(x[e] > 0.0f)) v = 0.0f;
+      a[op.dx + e] = v;
+    }
+  }
+}
+
+// dx[c][iy][ix] = Σ dy over the windows whose arg-max is (iy, ix), in window order.
+SC_HD inline void pool_bwd_phase(const FusedOp& op, int t, int T, float* a, const int32_t* ia) {
+  const float* x = a + op.x;
+  const float* dy = a + op.dy;
+  float* dx = a + op.dx;
+  const int32_t* arg = ia + op.argmax;
+  const int64_t iplane = int64_t(op.h) * op.w, oplane = int64_t(op.oh) * op.ow;
+  const int64_t total = iplane * op.c;
+  for (int64_t e = t; e < total; e += T) {
+    const int64_t ch = e / iplane;
+    const int at = int(e % iplane);
+    const int iy = at / op.w, ix = at % op.w;
+    // Windows (oy, ox) with oy·s ≤ iy < oy·s + kh, likewise for x.
+    const int oy_lo = iy >= op.kh ? (iy - op.kh) / op.stride + 1 : 0;
+    const int ox_lo = ix >= op.kw ? (ix - op.kw) / op.stride + 1 : 0;
+    const int oy_hi = iy / op.stride < op.oh - 1 ? iy / op.stride : op.oh - 1;
+    const int ox_hi = ix / op.stride < op.ow - 1 ? ix / op.stride : op.ow - 1;
+    float v = 0.0f;
+    for (int oy = oy_lo; oy <= oy_hi; ++oy)
+      for (int ox = ox_lo; ox <= ox_hi; ++ox) {
+        const int64_t o = ch * oplane + oy * op.ow + ox;
+        if (arg[o] == at) v += dy[o];
+      }
+    if (op.mask_dx && !(x[e] > 0.0f)) v = 0.0f;
+    dx[e] = v;
+  }
+}
+
+// dW[o][i] = dy[o]·x[i], db[o] = dy[o], dx[i] = Σ_o w[o][i]·dy[o] (masked).
+SC_HD inline void dense_bwd_phase(const FusedOp& op, int t, int T, float* a, const float* p,
+                                  const ImageIo& io) {
+  const float* x = a + op.x;
+  const float* dy = a + op.dy;
+  const int64_t n_dw = int64_t(op.m) * op.c, n_db = op.m, n_dx = op.dx >= 0 ? op.c : 0;
+  for (int64_t item = t; item < n_dw + n_db + n_dx; item += T) {
+    if (item < n_dw) {
+      io.partial[op.weight + item] = dy[item / op.c] * x[item % op.c];
+    } else if (item < n_dw + n_db) {
+      io.partial[op.bias + (item - n_dw)] = dy[item - n_dw];
+    } else {
+      const int i = int(item - n_dw - n_db);
+      float sum = 0.0f;
+      for (int o = 0; o < op.m; ++o) sum += p[op.weight + int64_t(o) * op.c + i] * dy[o];
+      if (op.mask_dx && !(x[i] > 0.0f)) sum = 0.0f;
+      a[op.dx + i] = sum;
+    }
+  }
+}
+
+// One phase of any op.
+SC_HD inline void run_phase(const FusedOp& op, int t, int T, float* a, int32_t* ia, const float* p,
+                            const ImageIo& io) {
+  switch (op.code) {
+    case OpCode::Gather: gather_phase(op, t, T, a, io); break;
+    case OpCode::ConvFwd: conv_fwd_phase(op, t, T, a, p); break;
+    case OpCode::PoolFwd: pool_fwd_phase(op, t, T, a, ia); break;
+    case OpCode::DenseFwd: dense_fwd_phase(op, t, T, a, p); break;
+    case OpCode::Loss: loss_phase(op, t, a, io); break;
+    case OpCode::ConvBwd: conv_bwd_phase(op, t, T, a, p, io); break;
+    case OpCode::PoolBwd: pool_bwd_phase(op, t, T, a, ia); break;
+    case OpCode::DenseBwd: dense_bwd_phase(op, t, T, a, p, io); break;
+  }
+}
+
+// After every image of a step: parameter k's gradient summed over the images in image order,
+// then Keras's Adam (the same arithmetic as the CPU and CUDA adam ops). partial holds `count`
+// flat buffers `stride` floats apart; gradient (may be null) receives the sum.
+SC_HD inline void reduce_adam(int64_t k, int count, int64_t stride, const float* partial,
+                              float* params, float* m, float* v, const StepParams& sp,
+                              float* gradient) {
+  float g = 0.0f;
+  for (int b = 0; b < count; ++b) g += partial[int64_t(b) * stride + k];
+  if (gradient) gradient[k] = g;
+  m[k] = sp.beta1 * m[k] + (1.0f - sp.beta1) * g;
+  v[k] = sp.beta2 * v[k] + (1.0f - sp.beta2) * g * g;
+  params[k] -= sp.lr_t * m[k] / (sqrtf(v[k]) + sp.eps);
+}
+
+}  // namespace splitconv::fused
