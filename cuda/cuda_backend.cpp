@@ -24,65 +24,94 @@ CudaBackend::CudaBackend(const BackendOptions& opts, Tuning tuning)
 
 CudaBackend::~CudaBackend() {
   if (state_.stream()) (void)cudaStreamSynchronize(state_.stream());
-  engine_.reset();  // before the state it names
+  engine_.reset();  // before the state they name
+  fused_.reset();
 }
 
-GraphEngine& CudaBackend::engine(const char* what) const {
-  if (!engine_) throw Error(std::string("cuda backend: ") + what + " before plan()");
+GraphEngine& CudaBackend::graph_engine(const char* what) const {
+  if (!engine_) {
+    if (fused_) throw Error(std::string("cuda backend: ") + what + ": the fused engine is running");
+    throw Error(std::string("cuda backend: ") + what + " before plan()");
+  }
   return *engine_;
+}
+
+void CudaBackend::require_plan(const char* what) const {
+  if (!engine_ && !fused_) throw Error(std::string("cuda backend: ") + what + " before plan()");
+}
+
+bool CudaBackend::graph_ready() const {
+  return fused_ ? fused_->graph_ready() : engine_ && engine_->graph_ready();
 }
 
 const std::string& CudaBackend::graph_note() const {
   static const std::string none = "no engine planned";
-  return engine_ ? engine_->graph_note() : none;
+  return fused_ ? fused_->graph_note() : engine_ ? engine_->graph_note() : none;
 }
 
 std::vector<std::string> CudaBackend::choices() const {
   std::vector<std::string> out;
-  if (!engine_) return out;
-  if (opts_.verbose) out = engine_->choices();
-  if (!engine_->graph_note().empty() && engine_->graph_note() != "cuda graph")
-    out.push_back("train_step: " + engine_->graph_note());
+  if (!engine_ && !fused_) return out;
+  if (fused_) out.push_back("engine: " + fused_->describe());
+  if (!engine_note_.empty()) out.push_back("engine: graph (" + engine_note_ + ")");
+  if (engine_ && opts_.verbose)
+    for (auto& c : engine_->choices()) out.push_back(c);
+  const std::string& note = graph_note();
+  if (!note.empty() && note != "cuda graph") out.push_back("train_step: " + note);
   return out;
 }
 
 void CudaBackend::plan(const Model& model, int max_batch) {
   const StepPlan plan = make_plan(model, max_batch);  // refuses what no engine runs, first
   CUDA_CHECK(cudaStreamSynchronize(state_.stream()));
-  engine_.reset();  // its graph and buffers go before the new ones are taken
+  engine_.reset();  // their graphs and buffers go before the new ones are taken
+  fused_.reset();
+  engine_note_.clear();
   state_.plan(model, max_batch);
-  engine_ = std::make_unique<GraphEngine>(state_, plan, tuning_.graphs);
+  if (opts_.engine == "fused" || opts_.engine == "auto") {
+    std::string why;
+    auto program = fused::make_program(model, plan, &why);
+    if (program) why = FusedEngine::why_not(state_, *program, max_batch);
+    if (why.empty())
+      fused_ = std::make_unique<FusedEngine>(state_, plan, std::move(*program), tuning_.graphs);
+    else
+      engine_note_ = "the fused engine cannot run this model: " + why;
+  }
+  if (!fused_) engine_ = std::make_unique<GraphEngine>(state_, plan, tuning_.graphs);
   train_images_ = 0;
 }
 
 void CudaBackend::train_step(int64_t begin, int count, int64_t t, const Hyper& hyper) {
-  GraphEngine& e = engine("train_step");
+  require_plan("train_step");
   state_.check_step(begin, count, t);
-  e.train_step(begin, count, float(adam_step_size(hyper.lr, hyper.beta1, hyper.beta2, t)), hyper);
+  const float lr_t = float(adam_step_size(hyper.lr, hyper.beta1, hyper.beta2, t));
+  if (fused_) fused_->train_step(begin, count, lr_t, hyper);
+  else engine_->train_step(begin, count, lr_t, hyper);
   train_images_ += count;
 }
 
 Metrics CudaBackend::train_metrics() {
-  engine("train_metrics");
+  require_plan("train_metrics");
   return state_.read_metrics(DeviceState::kTrain, train_images_);
 }
 
 void CudaBackend::reset_train_metrics() {
-  engine("reset_train_metrics");
+  require_plan("reset_train_metrics");
   state_.reset_metrics(DeviceState::kTrain);
   train_images_ = 0;
 }
 
 Metrics CudaBackend::evaluate(Split split, int64_t limit) {
-  GraphEngine& e = engine("evaluate");
+  require_plan("evaluate");
   const StoredSplit& data = state_.split(split);
   const int64_t total = limit > 0 ? std::min(limit, data.count) : data.count;
-  e.evaluate(data, total);
+  if (fused_) fused_->evaluate(data, total);
+  else engine_->evaluate(data, total);
   return state_.read_metrics(DeviceState::kEval, total);
 }
 
 void CudaBackend::predict(const ImageSet& images, std::span<float> probabilities) {
-  GraphEngine& e = engine("predict");
+  require_plan("predict");
   const Shape& in = state_.model().input;
   const int classes = state_.model().classes;
   if (images.h != in.h || images.w != in.w || images.c != in.c ||
@@ -93,7 +122,8 @@ void CudaBackend::predict(const ImageSet& images, std::span<float> probabilities
     throw Error("cuda backend: room for " + std::to_string(probabilities.size()) +
                 " probabilities, expected " + std::to_string(images.count * classes));
   }
-  e.predict(images, probabilities);
+  if (fused_) fused_->predict(images, probabilities);
+  else engine_->predict(images, probabilities);
 }
 
 }  // namespace splitconv::gpu

@@ -1,5 +1,5 @@
 // The CUDA backend: the Backend interface over the device state (device_state.h) and the
-// engine that runs the step plan on it (graph_engine.h). plan() builds a new engine, so what
+// engine that runs the step plan on it (graph_engine.h, or fused_engine.h with --engine). plan() builds a new engine, so what
 // the old one captured goes with it. Internal (the public face is make_cuda_backend in
 // splitconv/backend.h); tests and `bench layers` use it directly.
 #pragma once
@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "device_state.h"
+#include "fused_engine.h"
 #include "graph_engine.h"
 #include "splitconv/backend.h"
 #include "splitconv/model.h"
@@ -28,6 +29,8 @@ class CudaBackend final : public Backend {
   std::string name() const override { return "cuda"; }
   std::string description() const override { return state_.description(); }
   std::vector<std::string> choices() const override;
+  std::string engine() const override { return fused_ ? "fused" : "graph"; }
+  std::string engine_note() const override { return engine_note_; }
 
   void plan(const Model& model, int max_batch) override;
   void upload(Split split, const ImageSet& set) override { state_.upload(split, set); }
@@ -46,17 +49,23 @@ class CudaBackend final : public Backend {
   Metrics evaluate(Split split, int64_t limit = 0) override;
   void predict(const ImageSet& images, std::span<float> probabilities) override;
 
-  // For tests and `bench layers`: the state and the engine (after plan()).
+  // For tests and `bench layers`: the state and the graph engine (after plan(), when it is the
+  // one running); the fused engine when it is.
   DeviceState& state() { return state_; }
-  GraphEngine& engine(const char* what = "engine") const;
-  bool graph_ready() const { return engine_ && engine_->graph_ready(); }
+  GraphEngine& graph_engine(const char* what = "engine") const;
+  FusedEngine* fused_engine() const { return fused_.get(); }
+  bool graph_ready() const;
   const std::string& graph_note() const;
 
  private:
+  void require_plan(const char* what) const;
+
   BackendOptions opts_;
   Tuning tuning_;
   DeviceState state_;
-  std::unique_ptr<GraphEngine> engine_;
+  std::unique_ptr<GraphEngine> engine_;  // one of the two engines runs the plan
+  std::unique_ptr<FusedEngine> fused_;
+  std::string engine_note_;  // why the engine asked for is not the one running
   int64_t train_images_ = 0;  // images in train_step since the last reset
 };
 

@@ -5,9 +5,9 @@
 #include <nvtx3/nvToolsExt.h>
 
 #include <algorithm>
-#include <exception>
 #include <string>
 
+#include "capture.h"
 #include "ops.h"
 #include "splitconv/error.h"
 #include "splitconv/tensor.h"
@@ -126,41 +126,13 @@ void GraphEngine::enqueue_step(int n) {
 }
 
 void GraphEngine::capture_step() {
-  const cudaStream_t stream = state_.stream();
-  auto give_up = [&](const std::string& why) {
-    cudaGraph_t partial = nullptr;
-    cudaStreamCaptureStatus capturing = cudaStreamCaptureStatusNone;
-    if (cudaStreamIsCapturing(stream, &capturing) == cudaSuccess &&
-        capturing != cudaStreamCaptureStatusNone) {
-      (void)cudaStreamEndCapture(stream, &partial);
-    }
-    Graph discard(partial);
-    (void)cudaGetLastError();  // capture errors are not sticky; clear the last one
-    release_graph();
+  const std::string why =
+      capture_graph(state_.stream(), [&] { enqueue_step(plan_.max_batch); }, graph_, exec_);
+  if (!why.empty()) {
     graph_failed_ = true;
     graph_note_ = "eager (CUDA graph capture failed: " + why + ")";
-  };
-  CUDA_CHECK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
-  try {
-    enqueue_step(plan_.max_batch);
-  } catch (const std::exception& e) {
-    give_up(e.what());
     return;
   }
-  cudaGraph_t graph = nullptr;
-  cudaError_t err = cudaStreamEndCapture(stream, &graph);
-  if (err != cudaSuccess) {
-    give_up(std::string("cudaStreamEndCapture: ") + cudaGetErrorString(err));
-    return;
-  }
-  graph_ = Graph(graph);
-  cudaGraphExec_t exec = nullptr;
-  err = cudaGraphInstantiate(&exec, graph_, 0);
-  if (err != cudaSuccess) {
-    give_up(std::string("cudaGraphInstantiate: ") + cudaGetErrorString(err));
-    return;
-  }
-  exec_ = GraphExec(exec);
   graph_generation_ = state_.generation();
   graph_note_ = "cuda graph";
 }

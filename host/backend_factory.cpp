@@ -5,6 +5,8 @@
 namespace splitconv {
 
 std::unique_ptr<Backend> make_backend(const std::string& device, const BackendOptions& opts) {
+  if (opts.engine != "graph" && opts.engine != "fused" && opts.engine != "auto")
+    throw InputError("--engine: expected graph, fused or auto, got '" + opts.engine + "'");
   if (device == "cpu") return make_cpu_backend(opts);
   if (device != "cuda" && device != "auto")
     throw InputError("--device: expected cpu, cuda or auto, got '" + device + "'");

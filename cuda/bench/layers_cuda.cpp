@@ -13,7 +13,7 @@ namespace {
 
 class CudaProbe final : public bench::LayerProbe {
  public:
-  explicit CudaProbe(CudaBackend& b) : b_(b), e_(b.engine()) {
+  explicit CudaProbe(CudaBackend& b) : b_(b), e_(b.graph_engine()) {
     StepParams sp;
     sp.lr_t = 1e-4f;
     b_.state().write_step_params(sp);

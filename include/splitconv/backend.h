@@ -34,6 +34,11 @@ struct BackendOptions {
   // wherever they apply), every reduction in a fixed order. The CPU always is, for a given
   // thread count.
   bool deterministic = false;
+  // CUDA only: the engine that runs a training step — "graph" (cuDNN, cuBLAS and own kernels,
+  // a step replayed as a CUDA graph), "fused" (own kernels: a block per image, two kernels a
+  // step; a model it cannot run falls back to graph, saying why) or "auto" (fused where it
+  // runs, else graph).
+  std::string engine = "graph";
   bool verbose = false;            // record per-layer choices in choices()
   int threads = 0;                 // CPU only: 0 = all cores
 };
@@ -70,6 +75,10 @@ class Backend {
 
   // Per-layer implementation choices, e.g. {"conv3: cudnn (algo 1)"}.
   virtual std::vector<std::string> choices() const { return {}; }
+  // The engine that runs the steps after plan(): "cpu", "graph" or "fused".
+  virtual std::string engine() const { return name(); }
+  // Why the engine asked for is not the one running ("" when it is).
+  virtual std::string engine_note() const { return ""; }
 };
 
 // The only place that knows whether CUDA exists. device: "cpu", "cuda" or "auto" (CUDA when a

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "backend_test_util.h"
 #include "gpu_test_util.h"
 #include "splitconv/backend.h"
 #include "splitconv/error.h"
@@ -22,91 +23,6 @@
 
 namespace splitconv::gpu::testing {
 namespace {
-
-// The notebook's models, as in models/seed-v0.net and seed-v1.net.
-const char* kSeedV0 = R"(input 28x28x1
-conv 32 3x3 relu
-maxpool 2x2
-conv 64 3x3 relu
-maxpool 2x2
-conv 64 3x3 relu
-flatten
-dense 64 relu
-dense 10 softmax
-)";
-const char* kSeedV1 = R"(input 28x28x1
-conv 32 3x3 relu
-maxpool 2x2
-conv 64 3x3 relu
-maxpool 2x2
-conv 64 3x1 relu
-conv 64 1x3 relu
-flatten
-dense 64 relu
-dense 10 softmax
-)";
-
-const int kBatch = 32;
-
-// 28×28 images of ten classes: a bright 8×8 square at a class-dependent place (jittered) over
-// a noisy background, so that the loss falls within a few dozen steps.
-ImageSet synthetic(int64_t count, uint64_t seed) {
-  Rng rng(seed);
-  ImageSet set;
-  set.count = count, set.h = 28, set.w = 28, set.c = 1;
-  set.pixels.resize(size_t(count) * 784);
-  set.labels.resize(size_t(count));
-  for (int64_t n = 0; n < count; ++n) {
-    const int label = int(rng.below(10));
-    // A third of the labels are noise, so the loss stays near 1 for 50 steps: on a problem
-    // learnt to a loss of 1e-4, float32 rounding alone moves the loss by more than 1e-3.
-    set.labels[size_t(n)] = uint8_t(rng.below(3) == 0 ? rng.below(10) : uint64_t(label));
-    const int top = (label / 5) * 12 + 2 + int(rng.below(4));
-    const int left = (label % 5) * 5 + int(rng.below(2));
-    for (int y = 0; y < 28; ++y)
-      for (int x = 0; x < 28; ++x) {
-        const bool on = y >= top && y < top + 8 && x >= left && x < left + 8;
-        set.pixels[size_t(n * 784 + y * 28 + x)] =
-            uint8_t(on ? 160 + rng.below(96) : rng.below(70));
-      }
-  }
-  return set;
-}
-
-Model model_of(const char* text, const char* name) { return build_model(parse_spec(text, name)); }
-
-BackendOptions verbose_options() {
-  BackendOptions o;
-  o.verbose = true;
-  return o;
-}
-
-// Plans, uploads and initialises a backend the same way for both devices.
-void prepare(Backend& b, const Model& model, const ImageSet& train, const ImageSet& test,
-             uint64_t seed) {
-  b.plan(model, kBatch);
-  b.upload(Split::Train, train);
-  b.upload(Split::Test, test);
-  b.set_parameters(init_parameters(model, seed));
-  std::vector<float> zeros(size_t(model.param_floats), 0.0f);
-  b.set_moments(zeros, zeros);
-}
-
-// Mean loss of each of `steps` steps over epochs of epoch_order, Adam's t counting from 1.
-std::vector<double> step_losses(Backend& b, int64_t count, int steps, uint64_t order_seed) {
-  std::vector<double> losses;
-  const Hyper hyper;
-  int64_t t = 0;
-  for (int epoch = 0; t < steps; ++epoch) {
-    b.set_order(epoch_order(count, order_seed, epoch));
-    for (int64_t at = 0; at < count && t < steps; at += kBatch) {
-      b.reset_train_metrics();
-      b.train_step(at, int(std::min<int64_t>(kBatch, count - at)), ++t, hyper);
-      losses.push_back(b.train_metrics().loss());
-    }
-  }
-  return losses;
-}
 
 struct SeedModel {
   const char* name;
@@ -154,64 +70,9 @@ TEST_P(SeedModels, OneStepGradientsMatchCpu) {
   }
 }
 
-// Lock-step training: `steps` steps on both backends, `test` given `ref`'s parameters and Adam
-// moments before each step, so every step of a real 50-step trajectory is compared from the
-// same state. Returns the largest relative difference of the step's loss and, per tensor, of
-// its gradient (m_new − β1·m_old = (1−β1)·g, the same on both since m_old is shared).
-//
-// Why not two free-running trajectories: measured on an H200, CPU and CUDA losses of seed-v1
-// agree to 1e-3 for ~30 steps and then drift to 1.3e-2 by step 40. Adam divides by √v + 1e-7,
-// so a float32 rounding difference in a near-zero gradient becomes a full-size step of either
-// sign; the runs separate however correct each op is. Lock-step keeps the bound tight.
-struct Lockstep {
-  double loss = 0, grad = 0;
-};
-Lockstep lockstep(Backend& ref, Backend& test, const Model& model, int64_t count, int steps,
-                  uint64_t order_seed) {
-  const size_t floats = size_t(model.param_floats);
-  std::vector<float> p(floats), m(floats), v(floats), m_ref(floats), v_ref(floats),
-      m_test(floats), v_test(floats);
-  const Hyper hyper;
-  Lockstep worst;
-  int64_t t = 0;
-  for (int epoch = 0; t < steps; ++epoch) {
-    const auto order = epoch_order(count, order_seed, epoch);
-    ref.set_order(order);
-    test.set_order(order);
-    for (int64_t at = 0; at < count && t < steps; at += kBatch) {
-      ref.get_parameters(p);
-      ref.get_moments(m, v);
-      test.set_parameters(p);
-      test.set_moments(m, v);
-      const int n = int(std::min<int64_t>(kBatch, count - at));
-      ++t;
-      ref.reset_train_metrics();
-      test.reset_train_metrics();
-      ref.train_step(at, n, t, hyper);
-      test.train_step(at, n, t, hyper);
-      const double lr = ref.train_metrics().loss(), lt = test.train_metrics().loss();
-      worst.loss = std::max(worst.loss, std::abs(lt - lr) / std::abs(lr));
-      ref.get_moments(m_ref, v_ref);
-      test.get_moments(m_test, v_test);
-      for (const ParamSlot& s : model.slots) {
-        std::vector<float> g_ref(size_t(s.size)), g_test(size_t(s.size));
-        for (int64_t i = 0; i < s.size; ++i) {
-          const size_t k = size_t(s.offset + i);
-          g_ref[size_t(i)] = m_ref[k] - hyper.beta1 * m[k];
-          g_test[size_t(i)] = m_test[k] - hyper.beta1 * m[k];
-        }
-        const double e = rel_error(g_test, g_ref);
-        EXPECT_LE(e, kOpTolerance) << s.name << " at step " << t;
-        worst.grad = std::max(worst.grad, e);
-      }
-    }
-  }
-  return worst;
-}
-
 // 50 steps (6¼ epochs of 256 images) in lock-step. The loss is a float32 sum over ≤ 32 images
 // of terms computed the same way on both sides: 1e-5 relative, as for one step; the gradients
-// kOpTolerance, as for the ops.
+// kGradTolerance of their terms' magnitudes (lockstep(), backend_test_util.h).
 TEST_P(SeedModels, FiftyStepsMatchCpu) {
   SCOPED_TRACE("SPLITCONV_TEST_SEED=" + std::to_string(test_seed()));
   const Model model = model_of(GetParam().text, GetParam().name);
@@ -221,9 +82,10 @@ TEST_P(SeedModels, FiftyStepsMatchCpu) {
   prepare(*cpu, model, train, test, 11);
   prepare(*gpu, model, train, test, 11);
   const Metrics before = cpu->evaluate(Split::Train);
-  const Lockstep w = lockstep(*cpu, *gpu, model, train.count, 50, 17);
+  const Lockstep w = lockstep(*cpu, *gpu, model, train, 50, 17);
   EXPECT_LE(w.loss, 1e-5);
-  std::printf("%s: 50 lock-step steps, largest relative difference: loss %.2e, gradient %.2e\n",
+  std::printf("%s: 50 lock-step steps, largest difference: loss %.2e relative, gradient %.2e of its "
+              "magnitude\n",
               GetParam().name, w.loss, w.grad);
   EXPECT_LT(cpu->evaluate(Split::Train).loss(), before.loss()) << "the problem should be learnt";
   for (const auto& c : gpu->choices()) std::printf("  %s\n", c.c_str());
@@ -419,10 +281,10 @@ TEST(CudaBackendOwnKernels, FiftyStepsOfSeedV1MatchCudnn) {
   bool own_used = false;
   for (const auto& c : a->choices()) own_used = own_used || c.find(": own") != std::string::npos;
   EXPECT_TRUE(own_used) << "no layer ran on the own kernels";
-  const Lockstep w = lockstep(*b, *a, model, train.count, 50, 17);
+  const Lockstep w = lockstep(*b, *a, model, train, 50, 17);
   EXPECT_LE(w.loss, 1e-5);
-  std::printf("seed-v1 own vs cudnn: 50 lock-step steps, largest relative difference: loss %.2e, "
-              "gradient %.2e\n", w.loss, w.grad);
+  std::printf("seed-v1 own vs cudnn: 50 lock-step steps, largest difference: loss %.2e relative, "
+              "gradient %.2e of its magnitude\n", w.loss, w.grad);
   for (const auto& c : a->choices()) std::printf("  %s\n", c.c_str());
 }
 

@@ -63,6 +63,8 @@ void add_train(CLI::App& app) {
                           {"dataset", o.dataset},
                           {"device", r.device},
                           {"device_description", r.description},
+                          {"engine", r.engine},
+                          {"engine_note", r.engine_note},
                           {"params", model.total_params},
                           {"macs", model.total_macs},
                           {"batch", o.train.batch},

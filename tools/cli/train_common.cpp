@@ -11,6 +11,11 @@ void add_run_options(CLI::App* cmd, RunOptions& o, bool training) {
   cmd->add_option("--json", o.json_path, "write a JSON report");
   cmd->add_option("--conv-impl", o.backend.conv_impl, "CUDA convolutions: auto, cudnn or own")
       ->capture_default_str();
+  cmd->add_option("--engine", o.backend.engine,
+                  "CUDA training engine: graph (cuDNN, cuBLAS and own kernels, one CUDA graph a "
+                  "step), fused (own kernels, a block per image, two kernels a step; falls back "
+                  "to graph, saying why, for a model it cannot run) or auto (fused where it runs)")
+      ->capture_default_str();
   cmd->add_flag("--tf32", o.backend.tf32, "CUDA: allow TF32 tensor-core math (default fp32)");
   cmd->add_flag("--deterministic", o.backend.deterministic,
                 "CUDA: reproducible training — the same seed gives bitwise the same weights on the "
@@ -56,6 +61,11 @@ RunResult train_model(const Model& model, const Dataset& data, const RunOptions&
   r.device = backend->name();
   r.description = backend->description();
   r.choices = backend->choices();
+  r.engine = backend->engine();
+  r.engine_note = backend->engine_note();
+  if (!r.engine_note.empty())
+    std::fprintf(stderr, "%s: engine %s: %s\n", label.c_str(), r.engine.c_str(),
+                 r.engine_note.c_str());
   if (o.backend.verbose)
     for (const auto& c : r.choices) std::fprintf(stderr, "%s: %s\n", label.c_str(), c.c_str());
   const bool show = progress_enabled(o.progress) && !o.quiet;

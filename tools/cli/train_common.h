@@ -24,6 +24,8 @@ void add_run_options(CLI::App* cmd, RunOptions& o, bool training);
 struct RunResult {
   TrainReport report;
   std::string device, description;
+  std::string engine;       // "cpu", "graph" or "fused"
+  std::string engine_note;  // why the engine asked for is not the one running
   std::vector<std::string> choices;
   TrainState state;
 };

@@ -1,0 +1,343 @@
+// The fused GPU engine (fused_engine.h): the image kernel runs a program's phases with a block
+// barrier between them; the reduce kernel sums the images' gradients in image order and steps
+// Adam. Every sum is in a fixed order, so a step gives the same bits on every run.
+#include "fused_engine.h"
+
+#include <cub/block/block_reduce.cuh>
+#include <nvtx3/nvToolsExt.h>
+
+#include <algorithm>
+#include <string>
+
+#include "capture.h"
+#include "check.h"
+#include "fused/block_ops.h"
+#include "splitconv/error.h"
+
+namespace splitconv::gpu {
+namespace {
+
+using fused::FusedOp;
+using fused::ImageIo;
+
+constexpr int kReduceBlock = 256;
+constexpr int kMaxEvalChunk = 4096;
+constexpr int64_t kGlobalArenaBudget = int64_t(256) << 20;  // bytes for forward-only chunks
+
+struct ImageArgs {
+  const FusedOp* fwd = nullptr;
+  int n_fwd = 0;
+  const FusedOp* bwd = nullptr;  // null: forward only
+  int n_bwd = 0;
+  int64_t arena_floats = 0, arena_ints = 0;  // per image
+  int64_t image_size = 0;
+  int classes = 0;
+  int64_t param_floats = 0;
+  const uint8_t* pixels = nullptr;
+  const uint8_t* labels = nullptr;   // null: no labels (predict)
+  const int32_t* order = nullptr;    // training: image b is order[sp->begin + b]
+  const StepParams* sp = nullptr;
+  int64_t first = 0;                 // without an order: image b is first + b
+  float* arena = nullptr;            // null: the arena is the block's shared memory
+  int32_t* iarena = nullptr;
+  const float* params = nullptr;
+  float* partial = nullptr;          // training: param_floats per image
+  double* loss = nullptr;            // per image
+  int32_t* correct = nullptr;
+  float* probs = nullptr;            // predict: classes per image
+  float grad_scale = 0;
+};
+
+// One block per image: the phases of the program in order, a barrier after each.
+__global__ void __launch_bounds__(FusedEngine::kThreads) image_kernel(ImageArgs k) {
+  extern __shared__ float4 shared_arena[];
+  const int b = int(blockIdx.x);
+  float* a = k.arena ? k.arena + int64_t(b) * k.arena_floats : reinterpret_cast<float*>(shared_arena);
+  int32_t* ia = k.arena ? k.iarena + int64_t(b) * k.arena_ints
+                        : reinterpret_cast<int32_t*>(reinterpret_cast<float*>(shared_arena) + k.arena_floats);
+  const int64_t j = k.order ? int64_t(k.order[k.sp->begin + b]) : k.first + b;
+  ImageIo io;
+  io.pixels = k.pixels + j * k.image_size;
+  io.label = k.labels ? int(k.labels[j]) : -1;
+  io.grad_scale = k.bwd ? k.grad_scale : 0.0f;
+  io.loss = k.loss ? k.loss + b : nullptr;
+  io.correct = k.correct ? k.correct + b : nullptr;
+  io.probs = k.probs ? k.probs + int64_t(b) * k.classes : nullptr;
+  io.partial = k.partial ? k.partial + int64_t(b) * k.param_floats : nullptr;
+  const int t = int(threadIdx.x), T = int(blockDim.x);
+  for (int i = 0; i < k.n_fwd; ++i) {
+    const FusedOp op = k.fwd[i];
+    fused::run_phase(op, t, T, a, ia, k.params, io);
+    __syncthreads();
+  }
+  if (!k.bwd) return;
+  for (int i = 0; i < k.n_bwd; ++i) {
+    const FusedOp op = k.bwd[i];
+    fused::run_phase(op, t, T, a, ia, k.params, io);
+    __syncthreads();
+  }
+}
+
+// The per-image losses and hits of n images summed in a fixed order (each thread a contiguous
+// run in order, then CUB's fixed reduction tree) and added to the accumulators by one thread.
+// Called by every thread of one block of kReduceBlock threads.
+__device__ void sum_metrics(const double* loss, const int32_t* correct, int64_t n,
+                            double* loss_acc, unsigned long long* correct_acc) {
+  using LossReduce = cub::BlockReduce<double, kReduceBlock>;
+  using HitReduce = cub::BlockReduce<long long, kReduceBlock>;
+  __shared__ typename LossReduce::TempStorage loss_tmp;
+  __shared__ typename HitReduce::TempStorage hit_tmp;
+  const int64_t per = ceil_div(n, kReduceBlock);
+  const int64_t lo = int64_t(threadIdx.x) * per, hi = lo + per < n ? lo + per : n;
+  double l = 0;
+  long long c = 0;
+  for (int64_t i = lo; i < hi; ++i) {
+    l += loss[i];
+    c += correct[i];
+  }
+  const double l_all = LossReduce(loss_tmp).Sum(l);
+  const long long c_all = HitReduce(hit_tmp).Sum(c);
+  if (threadIdx.x == 0) {
+    *loss_acc += l_all;
+    *correct_acc += (unsigned long long)c_all;
+  }
+}
+
+// Parameter k's gradient summed over the step's images in image order, then Adam; block 0
+// also sums the step's metrics.
+__global__ void __launch_bounds__(kReduceBlock)
+    reduce_adam_kernel(int64_t param_floats, int count, const float* __restrict__ partial,
+                       float* params, float* m, float* v, float* grads,
+                       const StepParams* __restrict__ sp, const double* loss,
+                       const int32_t* correct, double* loss_acc, unsigned long long* correct_acc) {
+  const StepParams s = *sp;
+  for (int64_t k = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; k < param_floats;
+       k += int64_t(gridDim.x) * blockDim.x)
+    fused::reduce_adam(k, count, param_floats, partial, params, m, v, s, grads);
+  if (blockIdx.x == 0) sum_metrics(loss, correct, count, loss_acc, correct_acc);
+}
+
+__global__ void __launch_bounds__(kReduceBlock)
+    sum_metrics_kernel(const double* loss, const int32_t* correct, int64_t n, double* loss_acc,
+                       unsigned long long* correct_acc) {
+  sum_metrics(loss, correct, n, loss_acc, correct_acc);
+}
+
+int shared_limit() {
+  int device = 0, optin = 0;
+  CUDA_CHECK(cudaGetDevice(&device));
+  CUDA_CHECK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
+  return optin;
+}
+
+// Images per forward-only launch, and whether the arena lives in shared memory.
+struct Layout {
+  bool shared = false;
+  int eval_chunk = 0;
+};
+
+Layout layout_of(const fused::FusedProgram& prog, int max_batch) {
+  Layout l;
+  const int64_t bytes = prog.arena_bytes();
+  // Room for CUB's reduction scratch is not needed here: the image kernel has none.
+  l.shared = bytes <= shared_limit();
+  const int64_t fits = l.shared ? kMaxEvalChunk : std::max<int64_t>(1, kGlobalArenaBudget / bytes);
+  l.eval_chunk = int(std::clamp<int64_t>(fits, max_batch, std::max(max_batch, kMaxEvalChunk)));
+  return l;
+}
+
+std::string gib(int64_t bytes) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.2f GiB", double(bytes) / double(int64_t(1) << 30));
+  return buf;
+}
+
+class NvtxRange {
+ public:
+  explicit NvtxRange(const char* name) { nvtxRangePushA(name); }
+  ~NvtxRange() { nvtxRangePop(); }
+  NvtxRange(const NvtxRange&) = delete;
+  NvtxRange& operator=(const NvtxRange&) = delete;
+};
+
+}  // namespace
+
+std::string FusedEngine::why_not(const DeviceState&, const fused::FusedProgram& prog,
+                                 int max_batch) {
+  const Layout l = layout_of(prog, max_batch);
+  const int64_t partial = int64_t(max_batch) * prog.param_floats * 4;
+  const int64_t arena = l.shared ? 0 : int64_t(l.eval_chunk) * prog.arena_bytes();
+  size_t free_bytes = 0, total = 0;
+  CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total));
+  // Leave a quarter of what is free for the data, the parameters and the other buffers.
+  if (partial + arena > int64_t(free_bytes) / 4 * 3)
+    return "the per-image gradients and arenas need " + gib(partial + arena) + ", " +
+           gib(int64_t(free_bytes)) + " is free";
+  return "";
+}
+
+FusedEngine::FusedEngine(DeviceState& state, const StepPlan& plan, fused::FusedProgram program,
+                         bool graphs)
+    : state_(state), plan_(plan), prog_(std::move(program)), graphs_(graphs) {
+  const Layout l = layout_of(prog_, plan_.max_batch);
+  shared_arena_ = l.shared;
+  eval_chunk_ = l.eval_chunk;
+  fwd_ops_ = DeviceBuffer<FusedOp>(prog_.forward.size(), "the fused program");
+  bwd_ops_ = DeviceBuffer<FusedOp>(prog_.backward.size(), "the fused program");
+  const cudaStream_t s = state_.stream();
+  CUDA_CHECK(cudaMemcpyAsync(fwd_ops_.get(), prog_.forward.data(), fwd_ops_.bytes(),
+                             cudaMemcpyHostToDevice, s));
+  if (bwd_ops_.size())
+    CUDA_CHECK(cudaMemcpyAsync(bwd_ops_.get(), prog_.backward.data(), bwd_ops_.bytes(),
+                               cudaMemcpyHostToDevice, s));
+  if (!shared_arena_) {
+    arena_ = DeviceBuffer<float>(size_t(eval_chunk_) * size_t(prog_.arena_floats), "the fused arenas");
+    iarena_ = DeviceBuffer<int32_t>(size_t(eval_chunk_) * size_t(prog_.arena_ints), "the fused arenas");
+  } else {
+    CUDA_CHECK(cudaFuncSetAttribute(image_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                    int(prog_.arena_bytes())));
+  }
+  partial_ = DeviceBuffer<float>(size_t(plan_.max_batch) * size_t(prog_.param_floats),
+                                 "the per-image gradients");
+  // Padding between parameter tensors is never written: it stays 0 and sums to 0.
+  CUDA_CHECK(cudaMemsetAsync(partial_.get(), 0, partial_.bytes(), s));
+  img_loss_ = DeviceBuffer<double>(size_t(eval_chunk_), "the per-image losses");
+  img_correct_ = DeviceBuffer<int32_t>(size_t(eval_chunk_), "the per-image hits");
+  CUDA_CHECK(cudaStreamSynchronize(s));
+}
+
+std::string FusedEngine::describe() const {
+  return "fused: " + std::to_string(prog_.phases()) + " phases in one block of " +
+         std::to_string(kThreads) + " threads per image, arena of " +
+         std::to_string(prog_.arena_bytes() / 1024) + " KiB in " +
+         (shared_arena_ ? "shared" : "global") + " memory; gradients summed in image order";
+}
+
+void FusedEngine::enqueue_step(int count) {
+  const cudaStream_t s = state_.stream();
+  const StoredSplit& data = state_.split(Split::Train);
+  ImageArgs k;
+  k.fwd = fwd_ops_.get();
+  k.n_fwd = int(fwd_ops_.size());
+  k.bwd = bwd_ops_.get();
+  k.n_bwd = int(bwd_ops_.size());
+  k.arena_floats = prog_.arena_floats;
+  k.arena_ints = prog_.arena_ints;
+  k.image_size = prog_.image_size;
+  k.classes = prog_.classes;
+  k.param_floats = prog_.param_floats;
+  k.pixels = data.pixels.get();
+  k.labels = data.labels.get();
+  k.order = state_.order();
+  k.sp = state_.step_params();
+  k.arena = shared_arena_ ? nullptr : arena_.get();
+  k.iarena = shared_arena_ ? nullptr : iarena_.get();
+  k.params = state_.params.get();
+  k.partial = partial_.get();
+  k.loss = img_loss_.get();
+  k.correct = img_correct_.get();
+  k.grad_scale = 1.0f / float(count);
+  const size_t shared = shared_arena_ ? size_t(prog_.arena_bytes()) : 0;
+  image_kernel<<<unsigned(count), kThreads, shared, s>>>(k);
+  CHECK_LAUNCH();
+  reduce_adam_kernel<<<grid_for(prog_.param_floats, kReduceBlock, 4096), kReduceBlock, 0, s>>>(
+      prog_.param_floats, count, partial_.get(), state_.params.get(), state_.m.get(),
+      state_.v.get(), state_.grads.get(), state_.step_params(), img_loss_.get(),
+      img_correct_.get(), state_.loss_acc(DeviceState::kTrain),
+      state_.correct_acc(DeviceState::kTrain));
+  CHECK_LAUNCH();
+}
+
+void FusedEngine::capture_step() {
+  const std::string why =
+      capture_graph(state_.stream(), [&] { enqueue_step(plan_.max_batch); }, graph_, exec_);
+  if (!why.empty()) {
+    graph_failed_ = true;
+    graph_note_ = "eager (CUDA graph capture failed: " + why + ")";
+    return;
+  }
+  graph_generation_ = state_.generation();
+  graph_note_ = "cuda graph";
+}
+
+void FusedEngine::train_step(int64_t begin, int count, float lr_t, const Hyper& h) {
+  NvtxRange range("train_step");
+  StepParams sp;
+  sp.begin = begin;
+  sp.lr_t = lr_t;
+  sp.beta1 = h.beta1;
+  sp.beta2 = h.beta2;
+  sp.eps = h.eps;
+  state_.write_step_params(sp);
+  const bool full = count == plan_.max_batch;
+  const bool graph = full && graphs_ && !graph_failed_;
+  if (graph && exec_ && graph_generation_ != state_.generation()) {  // stale: buffers replaced
+    exec_.reset();
+    graph_.reset();
+  }
+  if (graph && !exec_ && warmed_up_) capture_step();
+  if (graph && exec_) {
+    CUDA_CHECK(cudaGraphLaunch(exec_, state_.stream()));
+  } else {
+    enqueue_step(count);
+    if (full) warmed_up_ = true;
+  }
+}
+
+void FusedEngine::enqueue_forward(const uint8_t* pixels, const uint8_t* labels, int64_t first,
+                                  int n, float* probs) {
+  ImageArgs k;
+  k.fwd = fwd_ops_.get();
+  k.n_fwd = int(fwd_ops_.size());
+  k.arena_floats = prog_.arena_floats;
+  k.arena_ints = prog_.arena_ints;
+  k.image_size = prog_.image_size;
+  k.classes = prog_.classes;
+  k.param_floats = prog_.param_floats;
+  k.pixels = pixels;
+  k.labels = labels;
+  k.first = first;
+  k.arena = shared_arena_ ? nullptr : arena_.get();
+  k.iarena = shared_arena_ ? nullptr : iarena_.get();
+  k.params = state_.params.get();
+  k.loss = labels ? img_loss_.get() : nullptr;
+  k.correct = labels ? img_correct_.get() : nullptr;
+  k.probs = probs;
+  const size_t shared = shared_arena_ ? size_t(prog_.arena_bytes()) : 0;
+  image_kernel<<<unsigned(n), kThreads, shared, state_.stream()>>>(k);
+  CHECK_LAUNCH();
+}
+
+void FusedEngine::evaluate(const StoredSplit& data, int64_t total) {
+  NvtxRange range("evaluate");
+  state_.reset_metrics(DeviceState::kEval);
+  for (int64_t b = 0; b < total; b += eval_chunk_) {
+    const int n = int(std::min<int64_t>(eval_chunk_, total - b));
+    enqueue_forward(data.pixels.get(), data.labels.get(), b, n, nullptr);
+    sum_metrics_kernel<<<1, kReduceBlock, 0, state_.stream()>>>(
+        img_loss_.get(), img_correct_.get(), n, state_.loss_acc(DeviceState::kEval),
+        state_.correct_acc(DeviceState::kEval));
+    CHECK_LAUNCH();
+  }
+}
+
+void FusedEngine::predict(const ImageSet& images, std::span<float> probabilities) {
+  if (images.count == 0) return;
+  NvtxRange range("predict");
+  const cudaStream_t s = state_.stream();
+  const int classes = prog_.classes;
+  DeviceBuffer<uint8_t> pixels(images.pixels.size(), "the images to predict");
+  DeviceBuffer<float> probs(size_t(eval_chunk_) * size_t(classes), "the probabilities");
+  CUDA_CHECK(cudaMemcpyAsync(pixels.get(), images.pixels.data(), images.pixels.size(),
+                             cudaMemcpyHostToDevice, s));
+  for (int64_t b = 0; b < images.count; b += eval_chunk_) {
+    const int n = int(std::min<int64_t>(eval_chunk_, images.count - b));
+    enqueue_forward(pixels.get(), nullptr, b, n, probs.get());
+    CUDA_CHECK(cudaMemcpyAsync(probabilities.data() + b * classes, probs.get(),
+                               size_t(n) * size_t(classes) * sizeof(float),
+                               cudaMemcpyDeviceToHost, s));
+  }
+  CUDA_CHECK(cudaStreamSynchronize(s));
+}
+
+}  // namespace splitconv::gpu

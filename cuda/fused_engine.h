@@ -1,0 +1,73 @@
+// The fused GPU engine: a training step in two kernels. The first runs one image per thread
+// block — gather, every layer's forward, the loss and every layer's backward, as the phases of
+// a program (host/fused/program.h) with a barrier between phases — and writes the image's
+// parameter gradients into its own slot; the second sums the slots over the images in a fixed
+// order and takes the Adam step (and sums the step's metrics). Activations live in the block's
+// shared memory when the image's arena fits there, else in global memory (L2-resident at
+// these sizes). The op code is the CPU emulator's (host/fused/emulate.h): the same phases,
+// the same sums in the same order. A full-batch step is captured as a CUDA graph of the two
+// kernels and replayed, like the graph engine's, keyed by the state's generation.
+#pragma once
+#include <span>
+#include <string>
+
+#include "device_state.h"
+#include "fused/program.h"
+#include "resources.h"
+#include "splitconv/plan.h"
+
+namespace splitconv::gpu {
+
+class FusedEngine {
+ public:
+  static constexpr int kThreads = 512;  // threads per image block
+
+  // Why the fused engine cannot run this program on the state's device (empty when it can):
+  // an arena or the per-image gradient slots too large for the device's memory.
+  static std::string why_not(const DeviceState& state, const fused::FusedProgram& prog,
+                             int max_batch);
+
+  FusedEngine(DeviceState& state, const StepPlan& plan, fused::FusedProgram program, bool graphs);
+  FusedEngine(const FusedEngine&) = delete;
+  FusedEngine& operator=(const FusedEngine&) = delete;
+
+  const fused::FusedProgram& program() const { return prog_; }
+  std::string describe() const;  // e.g. "fused: a block of 512 threads per image, arena in …"
+
+  void train_step(int64_t begin, int count, float lr_t, const Hyper& h);
+  void evaluate(const StoredSplit& data, int64_t total);
+  void predict(const ImageSet& images, std::span<float> probabilities);
+
+  bool graph_ready() const { return bool(exec_) && graph_generation_ == state_.generation(); }
+  const std::string& graph_note() const { return graph_note_; }
+
+ private:
+  void enqueue_step(int count);
+  // Forward (and the loss) of images [first, first + n) of `pixels`: per-image loss and hits,
+  // or probabilities when probs is not null.
+  void enqueue_forward(const uint8_t* pixels, const uint8_t* labels, int64_t first, int n,
+                       float* probs);
+  void capture_step();
+
+  DeviceState& state_;
+  StepPlan plan_;
+  fused::FusedProgram prog_;
+  bool graphs_;
+  bool shared_arena_ = false;  // the arena in shared memory (else arena_ below)
+  int eval_chunk_ = 0;         // images per forward-only launch
+  DeviceBuffer<fused::FusedOp> fwd_ops_, bwd_ops_;
+  DeviceBuffer<float> arena_;      // eval_chunk × arena floats, when not shared
+  DeviceBuffer<int32_t> iarena_;
+  DeviceBuffer<float> partial_;    // max_batch × param_floats: each image's gradients
+  DeviceBuffer<double> img_loss_;  // eval_chunk
+  DeviceBuffer<int32_t> img_correct_;
+
+  Graph graph_;
+  GraphExec exec_;
+  uint64_t graph_generation_ = 0;
+  bool warmed_up_ = false;
+  bool graph_failed_ = false;
+  std::string graph_note_;
+};
+
+}  // namespace splitconv::gpu
