@@ -501,7 +501,7 @@ done
 import json, sys
 r = json.load(open(sys.argv[1]))
 f = r["tests"]["failures"]
-print("\n-- failed GPU tests: " + ("no result" if f is None else "none" if not f else ""))
+print("\n-- failed GPU tests:" + (" no result" if f is None else " none" if not f else ""))
 for name in f or []:
     print("   " + name)
 for p in r["peer"]:
