@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # What to verify first on the next GPU: from the records of GPU runs (docs/gpu/*.json, written
 # by tools/gpu-check.sh) and git, the recorded runs, the GPU tests that failed in the last one,
-# and the GPU code (cuda/, include/, tests/gpu/, and the two host/ files the CUDA library
-# compiles) changed since it: `git diff --stat COMMIT..HEAD` of those paths, or, where the run
+# and the GPU code (cuda/, include/, tests/gpu/, host/fused/, and the two host/ files the CUDA
+# library compiles) changed since it: `git diff --stat COMMIT..HEAD` of those paths, or, where the run
 # was on uncommitted code, its recorded source trees against HEAD's. Says "no GPU run recorded"
 # when there is none. Rehearsal records are left out.
 #

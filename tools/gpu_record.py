@@ -25,9 +25,12 @@ import sys
 import xml.etree.ElementTree as ET
 
 FORMAT = "splitconv-gpu-record-1"
-# What the CUDA build compiles beyond host/: the CUDA backend, the public headers, the GPU
-# tests, and the two host files compiled into the CUDA library (CMakeLists.txt, splitconv_cuda).
-GPU_PATHS = ["cuda", "include", "tests/gpu", "host/backend_factory.cpp", "host/bench/dispatch.cpp"]
+# The GPU code: the CUDA backend, the public headers, the GPU tests, the fused engine's block
+# programs (host/fused/, compiled for the GPU as well as the CPU), and the two host files
+# compiled into the CUDA library (CMakeLists.txt, splitconv_cuda). A path absent from a tree
+# hashes to null.
+GPU_PATHS = ["cuda", "include", "tests/gpu", "host/fused", "host/backend_factory.cpp",
+             "host/bench/dispatch.cpp"]
 # Linked into every CUDA binary but shared with the CPU build: the plan, trainer and CPU twins
 # the GPU tests compare against. Reported beside the GPU code, not as part of it.
 LINKED_PATHS = ["host", "tools/cli"]

@@ -208,7 +208,8 @@ class SourceHashTest(unittest.TestCase):
         repo = os.path.join(self.dir, "repo")
         for f, text in {"cuda/a.cu": "a", "cuda/bench/b.cpp": "b", "cuda/z-.h": "z",
                         "cuda/bench.h": "c", "include/splitconv/x.h": "x",
-                        "tests/gpu/t_test.cpp": "t", "host/backend_factory.cpp": "f",
+                        "tests/gpu/t_test.cpp": "t", "host/fused/block_ops.h": "o",
+                        "host/backend_factory.cpp": "f",
                         "host/bench/dispatch.cpp": "d", ".gitignore": "*.tmp\n"}.items():
             os.makedirs(os.path.dirname(os.path.join(repo, f)), exist_ok=True)
             write(os.path.join(repo, f), text)
