@@ -6,7 +6,8 @@
 # ~4.5 minutes more; give GPU_CHECK_BUDGET room, or GPU_CHECK_SKIP the rest to run them alone).
 # Every log goes to OUTDIR; a summary table comes last, and the record of the run:
 # OUTDIR/DATE-COMMIT.json (tools/gpu_record.py; keys in docs/design.md, JSON reports), to be
-# committed as docs/gpu/DATE-COMMIT.json. tools/gpu-status.sh reads those records.
+# committed as docs/gpu/DATE-COMMIT.json. tools/gpu-status.sh reads those records. The logs
+# and reports an earlier run left in OUTDIR are removed first.
 #
 # usage: tools/gpu-check.sh [--rehearse] OUTDIR
 #   --rehearse         on a machine without a GPU: no build and no GPU step (each listed as
@@ -29,7 +30,7 @@
 # step failed or was skipped, else 0.
 set -uo pipefail
 
-usage() { sed -n '11,29p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '/^# usage:/,/^set -uo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; }
 rehearse=0
 outdir=""
 while [[ $# -gt 0 ]]; do
