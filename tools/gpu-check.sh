@@ -4,38 +4,87 @@
 # compute-sanitizer on the small op tests, `splitconv devices`, train seed-v0 and seed-v1 on
 # MNIST for 5 epochs, the PyTorch peer, and last the layer benchmarks (bench-conv, bench-sweep:
 # ~4.5 minutes more; give GPU_CHECK_BUDGET room, or GPU_CHECK_SKIP the rest to run them alone).
-# Every log goes to OUTDIR; a summary table comes last.
+# Every log goes to OUTDIR; a summary table comes last, and the record of the run:
+# OUTDIR/DATE-COMMIT.json (tools/gpu_record.py; keys in docs/design.md, JSON reports), to be
+# committed as docs/gpu/DATE-COMMIT.json. tools/gpu-status.sh reads those records. The logs
+# and reports an earlier run left in OUTDIR are removed first.
 #
-# usage: tools/gpu-check.sh OUTDIR
+# usage: tools/gpu-check.sh [--rehearse] OUTDIR
+#   --rehearse         on a machine without a GPU: no build and no GPU step (each listed as
+#                      skipped), the PyTorch peer for a few steps on the CPU, the summary and
+#                      OUTDIR/rehearsal-DATE-COMMIT.json with nulls for what did not run; exits 0
+#                      when no step failed and the record was written
 #   GPU_CHECK_BUDGET   seconds for the whole run (default 450); a step gets what is left, and a
 #                      step that would start with under 15 s left is skipped and says so
 #   GPU_CHECK_JOBS     build and test parallelism (default: the number of cores)
 #   GPU_CHECK_BUILD    the build directory (default: build-gpu in the repository)
+#   GPU_CHECK_DATA     the data directory (default: .carry/data, else data, in the repository)
 #   GPU_CHECK_SKIP     step names to leave out, e.g. "memcheck racecheck" (a rerun that needs
 #                      only some steps); they are listed as skipped
 #   GPU_CHECK_PROFILE  1: also profile seed-v0 and seed-v1 training with tools/profile.sh
+#   GPU_CHECK_PEER_MODES  the PyTorch peer's modes, in order (default: graph,
+#                      compile-reduce-overhead, compile-max-autotune, graph+cl, eager)
+#   GPU_CHECK_COMMIT   the commit checked out, for the record when the tree has no .git
 #
 # Every step has its own timeout and the script continues when one fails; it exits 1 when any
 # step failed or was skipped, else 0.
 set -uo pipefail
 
-if [[ $# -ne 1 ]]; then
-  echo "usage: $0 OUTDIR" >&2
-  exit 2
-fi
+usage() { sed -n '/^# usage:/,/^set -uo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; }
+rehearse=0
+outdir=""
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --rehearse) rehearse=1 ;;
+    -h | --help) usage; exit 0 ;;
+    -*) echo "gpu-check: unknown option $1 (usage: tools/gpu-check.sh [--rehearse] OUTDIR)" >&2; exit 2 ;;
+    *) [[ -z "$outdir" ]] || { echo "gpu-check: one OUTDIR only (usage: tools/gpu-check.sh [--rehearse] OUTDIR)" >&2; exit 2; }
+       outdir="$1" ;;
+  esac
+  shift
+done
+[[ -n "$outdir" ]] || { echo "gpu-check: no OUTDIR (usage: tools/gpu-check.sh [--rehearse] OUTDIR)" >&2; exit 2; }
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root" || exit 1
-mkdir -p "$1" || exit 1
-out="$(cd "$1" && pwd)"
+mkdir -p "$outdir" || exit 1
+out="$(cd "$outdir" && pwd)"
 budget="${GPU_CHECK_BUDGET:-450}"
 jobs="${GPU_CHECK_JOBS:-$(nproc 2>/dev/null || echo 8)}"
 build="${GPU_CHECK_BUILD:-$root/build-gpu}"
+data="${GPU_CHECK_DATA:-$root/.carry/data}"
+[[ -z "${GPU_CHECK_DATA:-}" && ! -d "$data/mnist" && -d "$root/data/mnist" ]] && data="$root/data"
+peer_models=v0,v1
+peer_modes="${GPU_CHECK_PEER_MODES:-graph,compile-reduce-overhead,compile-max-autotune,graph+cl,eager}"
 started=$SECONDS
+started_at="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+# What a record is read from: nothing of an earlier run in the same OUTDIR may be taken for
+# this one's.
+rm -f "$out"/steps.tsv "$out"/nvidia-smi.csv "$out"/devices.json "$out"/gpu-tests.xml \
+  "$out"/cpu-tests.xml "$out"/train-*.json "$out"/pytorch-peer.json "$out"/*.log
 
 declare -a step_names=()
 declare -A step_result=() step_seconds=()
 
 log() { printf '[gpu-check %3ds] %s\n' "$((SECONDS - started))" "$*"; }
+
+# finish NAME RESULT SECONDS: the step's outcome, in the table and in OUTDIR/steps.tsv.
+finish() {
+  step_result[$1]="$2"
+  step_seconds[$1]="$3"
+  printf '%s\t%s\t%s\n' "$1" "$2" "$3" >>"$out/steps.tsv"
+}
+
+# unavailable NAME WHY: a step that cannot run here, listed as skipped (in a rehearsal, as
+# skipped for the rehearsal).
+unavailable() {
+  step_names+=("$1")
+  if ((rehearse)); then
+    finish "$1" "SKIPPED (rehearsal)" 0
+  else
+    finish "$1" "SKIPPED ($2)" 0
+  fi
+}
+not_built() { unavailable "$1" "$2 not built"; }  # NAME WHAT
 
 # step NAME LIMIT CMD...: runs CMD with stdout and stderr in OUTDIR/NAME.log, for at most LIMIT
 # seconds and never past the budget.
@@ -44,15 +93,18 @@ step() {
   shift 2
   step_names+=("$name")
   if [[ " ${GPU_CHECK_SKIP:-} " == *" $name "* ]]; then
-    step_result[$name]="SKIPPED (GPU_CHECK_SKIP)"
-    step_seconds[$name]=0
+    finish "$name" "SKIPPED (GPU_CHECK_SKIP)" 0
     log "$name: skipped (GPU_CHECK_SKIP)"
     return 0
   fi
+  if ((rehearse)) && [[ " $rehearsal_steps " != *" $name "* ]]; then
+    finish "$name" "SKIPPED (rehearsal)" 0
+    log "$name: skipped (rehearsal)"
+    return 1
+  fi
   local left=$((budget - (SECONDS - started)))
   if ((left < 15)); then
-    step_result[$name]="SKIPPED (out of time)"
-    step_seconds[$name]=0
+    finish "$name" "SKIPPED (out of time)" 0
     log "$name: skipped, ${left}s left of the budget"
     return 1
   fi
@@ -60,17 +112,20 @@ step() {
   log "$name: starting (limit ${limit}s)"
   local t0=$SECONDS rc=0
   timeout -k 10 "$limit" "$@" >"$out/$name.log" 2>&1 || rc=$?
-  step_seconds[$name]=$((SECONDS - t0))
   if ((rc == 0)); then
-    step_result[$name]="ok"
+    finish "$name" ok $((SECONDS - t0))
   elif ((rc == 124 || rc == 137)); then
-    step_result[$name]="TIMEOUT after ${limit}s"
+    finish "$name" "TIMEOUT after ${limit}s" $((SECONDS - t0))
   else
-    step_result[$name]="FAILED (exit $rc)"
+    finish "$name" "FAILED (exit $rc)" $((SECONDS - t0))
   fi
   log "$name: ${step_result[$name]} in ${step_seconds[$name]}s (log: $out/$name.log)"
   return "$rc"
 }
+
+# The steps a rehearsal runs (every other step is listed as skipped).
+rehearsal_steps="pytorch-peer"
+((rehearse)) && log "rehearsal: no build and no GPU step; the peer on the CPU; the record"
 
 # --- the machine ---------------------------------------------------------------------------
 {
@@ -83,6 +138,8 @@ step() {
   echo "== compiler"; c++ --version
 } >"$out/machine.log" 2>&1
 nvidia-smi -L 2>&1 || log "nvidia-smi -L failed"
+nvidia-smi --query-gpu=name,driver_version,compute_cap --format=csv,noheader \
+  >"$out/nvidia-smi.csv" 2>/dev/null || rm -f "$out/nvidia-smi.csv"
 
 cap="$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -n1 | tr -d ' .')"
 if [[ ! "$cap" =~ ^[0-9]+$ ]]; then
@@ -130,7 +187,7 @@ if [[ -z "$cudnn_lib" ]]; then
   log "cuDNN not found (see $out/cudnn-probe.log); the CUDA build will fail"
 else
   cudnn_so="$cudnn_lib/libcudnn.so"
-  if [[ ! -e "$cudnn_so" ]]; then
+  if [[ ! -e "$cudnn_so" ]] && ((!rehearse)); then
     # The wheel ships libcudnn.so.9 only: link against a libcudnn.so of our own that points at it.
     link_dir="$build/cudnn-link"
     mkdir -p "$link_dir"
@@ -154,7 +211,9 @@ fi
 
 # --- configure and build ---------------------------------------------------------------------
 carry_flags=()
-if [[ -x tools/carry-cmake-flags.sh ]] && flags="$(tools/carry-cmake-flags.sh "$root/.carry")"; then
+if ((rehearse)); then
+  :  # nothing is configured
+elif [[ -x tools/carry-cmake-flags.sh ]] && flags="$(tools/carry-cmake-flags.sh "$root/.carry")"; then
   read -r -a carry_flags <<<"$flags"
 elif [[ -d "$root/.carry/sysroot/usr" ]]; then
   carry_flags=(-DCMAKE_PREFIX_PATH="$root/.carry/sysroot/usr" -DZLIB_ROOT="$root/.carry/sysroot/usr")
@@ -178,15 +237,16 @@ cmake_args=(
 # -k 0: build all that compiles, so one broken file elsewhere leaves the rest to test.
 configured=0
 step configure 90 cmake "${cmake_args[@]}" && configured=1
-((configured)) && step build 300 cmake --build "$build" -j "$jobs" -- -k 0
+if ((configured)); then
+  step build 300 cmake --build "$build" -j "$jobs" -- -k 0
+else
+  unavailable build "not configured"
+fi
 bin="$build/splitconv"
 gpu_tests="$build/tests/splitconv_gpu_tests"
 cpu_tests="$build/tests/splitconv_tests"
-not_built() {  # NAME WHAT
-  step_names+=("$1")
-  step_result[$1]="SKIPPED ($2 not built)"
-  step_seconds[$1]=0
-}
+# A rehearsal uses no binary, even where an earlier build left one.
+((rehearse)) && bin=/nonexistent gpu_tests=/nonexistent cpu_tests=/nonexistent
 
 # --- tests, training, sanitizers -----------------------------------------------------------
 if [[ -x "$bin" ]]; then
@@ -206,7 +266,7 @@ fi
 for v in v0 v1; do
   if [[ -x "$bin" ]]; then
     step "train-$v" 120 "$bin" train "models/seed-$v.net" --dataset mnist --device cuda \
-      --epochs 5 --json "$out/train-$v.json" --data-dir "$root/.carry/data" --verbose
+      --epochs 5 --json "$out/train-$v.json" --data-dir "$data" --verbose
   else
     not_built "train-$v" splitconv
   fi
@@ -215,7 +275,9 @@ done
 # seed-v1 with the project's own n×1 / 1×n kernels for conv3/conv4 (auto measures both).
 if [[ -x "$bin" ]]; then
   step train-v1-own 120 "$bin" train models/seed-v1.net --dataset mnist --device cuda \
-    --epochs 5 --conv-impl own --json "$out/train-v1-own.json" --data-dir "$root/.carry/data" --verbose
+    --epochs 5 --conv-impl own --json "$out/train-v1-own.json" --data-dir "$data" --verbose
+else
+  not_built train-v1-own splitconv
 fi
 
 # --deterministic: the same seed twice, each run finding its own algorithms, gives the same
@@ -232,9 +294,11 @@ deterministic_twice() {
   done
 }
 if [[ -x "$bin" ]]; then
-  export bin out data="$root/.carry/data"
+  export bin out data
   export -f deterministic_twice
   step train-deterministic 100 bash -c deterministic_twice
+else
+  not_built train-deterministic splitconv
 fi
 
 # The split-kernel harness: every variant validated against the CPU, then timed against cuDNN.
@@ -257,20 +321,36 @@ if [[ -x "$bin" ]]; then
   export bin
   export -f bench_kernels
   step bench-kernels 120 bash -c bench_kernels
+else
+  not_built bench-kernels splitconv
 fi
 
-if [[ -f tools/peer/pytorch_seed.py ]]; then
-  step pytorch-peer 150 python3 tools/peer/pytorch_seed.py --data-dir "$root/.carry/data" \
-    --models v0,v1 --modes eager,graph --epochs 5 --json "$out/pytorch-peer.json"
-else
+# The PyTorch peer at its best (tools/peer/pytorch_seed.py): the modes in order of value, each
+# for both models, so a step cut short has the strongest first; --time-limit stops it starting
+# a run late (its JSON is written after every run).
+peer_python=""
+for py in python3 /usr/bin/python3; do
+  if "$py" -c 'import torch' 2>/dev/null; then peer_python="$py"; break; fi
+done
+if [[ -z "$peer_python" ]]; then
   step_names+=(pytorch-peer)
-  step_result[pytorch-peer]="SKIPPED (tools/peer/pytorch_seed.py absent)"
-  step_seconds[pytorch-peer]=0
+  finish pytorch-peer "SKIPPED (no PyTorch in python3)" 0
+elif ((rehearse)); then
+  # A few steps on the CPU: the modes that need a GPU or torch.compile say so and are skipped.
+  step pytorch-peer 120 "$peer_python" tools/peer/pytorch_seed.py --data-dir "$data" \
+    --device cpu --threads 2 --models "$peer_models" --modes "$peer_modes" --epochs 1 \
+    --limit 320 --json "$out/pytorch-peer.json"
+else
+  peer_left=$((budget - (SECONDS - started) - 5))
+  peer_limit=$((peer_left < 300 ? peer_left : 300))
+  step pytorch-peer 300 "$peer_python" tools/peer/pytorch_seed.py --data-dir "$data" \
+    --models "$peer_models" --modes "$peer_modes" --epochs 5 \
+    --time-limit $((peer_limit > 60 ? peer_limit - 40 : 20)) --json "$out/pytorch-peer.json"
 fi
 
 if [[ "${GPU_CHECK_PROFILE:-0}" == 1 && -x "$bin" ]]; then
   for v in v0 v1; do
-    step "profile-$v" 100 env SPLITCONV="$bin" SPLITCONV_DATA="$root/.carry/data" \
+    step "profile-$v" 100 env SPLITCONV="$bin" SPLITCONV_DATA="$data" \
       PROFILE_SKIP=3000 PROFILE_COUNT=120 tools/profile.sh "models/seed-$v.net" "$out/profile-$v"
   done
 fi
@@ -282,20 +362,16 @@ done
 # The op tests of the project's own kernels and of cuBLAS; cuDNN's convolutions are left out
 # (slow under the sanitizer, and not ours).
 small_ops='GpuOps.*:Shapes/PoolOps.*:Shapes/DenseOps.*:CudaSplit*'
-if [[ -z "$sanitizer" ]]; then
-  step_names+=(sanitizer)
-  step_result[sanitizer]="SKIPPED (no compute-sanitizer)"
-  step_seconds[sanitizer]=0
-elif [[ -x "$gpu_tests" ]]; then
-  step memcheck 100 "$sanitizer" --tool memcheck --error-exitcode 3 \
-    "$gpu_tests" --gtest_filter="$small_ops" --gtest_brief=1
-  step racecheck 100 "$sanitizer" --tool racecheck --error-exitcode 3 \
-    "$gpu_tests" --gtest_filter="$small_ops" --gtest_brief=1
-  step synccheck 100 "$sanitizer" --tool synccheck --error-exitcode 3 \
-    "$gpu_tests" --gtest_filter="$small_ops" --gtest_brief=1
-fi
-
-
+for tool in memcheck racecheck synccheck; do
+  if [[ -z "$sanitizer" ]]; then
+    unavailable "$tool" "no compute-sanitizer"
+  elif [[ -x "$gpu_tests" ]]; then
+    step "$tool" 100 "$sanitizer" --tool "$tool" --error-exitcode 3 \
+      "$gpu_tests" --gtest_filter="$small_ops" --gtest_brief=1
+  else
+    not_built "$tool" splitconv_gpu_tests
+  fi
+done
 
 if [[ -x "$cpu_tests" ]]; then
   step cpu-tests 120 ctest --test-dir "$build" -L cpu --no-tests=error --output-on-failure -j "$jobs" \
@@ -305,9 +381,13 @@ else
 fi
 
 # Last, as time allows: whole training steps under memcheck (cuDNN, cuBLAS, the captured graph).
-if [[ -n "$sanitizer" && -x "$gpu_tests" ]]; then
+if [[ -z "$sanitizer" ]]; then
+  unavailable memcheck-backend "no compute-sanitizer"
+elif [[ -x "$gpu_tests" ]]; then
   step memcheck-backend 120 "$sanitizer" --tool memcheck --error-exitcode 3 \
     "$gpu_tests" --gtest_filter='CudaBackend.MetricsCountImagesAndReset' --gtest_brief=1
+else
+  not_built memcheck-backend splitconv_gpu_tests
 fi
 
 # The layer benchmarks (issue 6), after everything else. bench-conv: one shape of each kind
@@ -350,15 +430,31 @@ else
   not_built bench-sweep splitconv
 fi
 
-# --- summary --------------------------------------------------------------------------------
-ctest_counts() {  # LOG: "P passed, F failed of T" from ctest's closing line
-  local line
-  line="$(grep -E 'tests passed, [0-9]+ tests? failed out of' "$1" 2>/dev/null | tail -n1)"
-  [[ -z "$line" ]] && { echo "no result"; return; }
-  local failed total
-  failed="$(sed -E 's/.* ([0-9]+) tests? failed out of.*/\1/' <<<"$line")"
-  total="$(sed -E 's/.*failed out of ([0-9]+).*/\1/' <<<"$line")"
-  echo "$((total - failed)) passed, $failed failed of $total"
+# --- the record and the summary ---------------------------------------------------------------
+# The record is written whatever happened above: what did not run is null in it.
+record_args=(--started "$started_at" --seconds $((SECONDS - started)) --budget "$budget"
+  --peer-models "$peer_models" --peer-modes "$peer_modes")
+[[ -n "${version:-}" ]] && record_args+=(--cudnn-header "$version")
+[[ -n "${GPU_CHECK_COMMIT:-}" ]] && record_args+=(--commit "$GPU_CHECK_COMMIT")
+((rehearse)) && record_args+=(--rehearsal)
+record=""
+if ! command -v python3 >/dev/null; then
+  log "no python3: no record written"
+elif record="$(python3 tools/gpu_record.py write "$out" "${record_args[@]}" 2>"$out/record.err")"; then
+  log "record: $record$( ((rehearse)) || echo " (commit it as docs/gpu/$(basename "$record"))")"
+else
+  log "the record could not be written: $(tail -n1 "$out/record.err")"
+  record=""
+fi
+
+tests_summary() {  # KEY (tests or cpu_tests): counts from the record, which read ctest's XML
+  [[ -n "$record" ]] || { echo "no record"; return; }
+  python3 - "$record" "$1" <<'EOF' 2>/dev/null || echo "no result"
+import json, sys
+t = json.load(open(sys.argv[1]))[sys.argv[2]]
+print("no result" if t["passed"] is None else
+      "%d passed, %d failed, %d skipped" % (t["passed"], t["failed"], t["skipped"]))
+EOF
 }
 sanitizer_summary() {  # LOG
   grep -hE 'ERROR SUMMARY|RACECHECK SUMMARY' "$1" 2>/dev/null | tail -n1
@@ -376,33 +472,54 @@ EOF
 
 failed=0
 for name in "${step_names[@]}"; do
-  [[ "${step_result[$name]}" == ok ]] || failed=1
+  if ((rehearse)); then
+    [[ "${step_result[$name]}" == ok || "${step_result[$name]}" == SKIPPED* ]] || failed=1
+  else
+    [[ "${step_result[$name]}" == ok ]] || failed=1
+  fi
 done
+[[ -n "$record" ]] || failed=1
 {
   echo
-  echo "== gpu-check summary ($(nvidia-smi -L 2>/dev/null | head -n1 | sed 's/ (UUID.*//'), sm_$cap, $((SECONDS - started))s)"
+  card="$(nvidia-smi -L 2>/dev/null | head -n1 | sed 's/ (UUID.*//')"
+  echo "== gpu-check$( ((rehearse)) && echo " rehearsal") summary (${card:-no GPU found}, sm_$cap, $((SECONDS - started))s)"
   printf '%-18s %-30s %5s  %s\n' step result secs detail
   for name in "${step_names[@]}"; do
     detail=""
     case "$name" in
-      gpu-tests | cpu-tests) detail="$(ctest_counts "$out/$name.log")" ;;
-      memcheck | racecheck | memcheck-backend) detail="$(sanitizer_summary "$out/$name.log")" ;;
+      gpu-tests) detail="$(tests_summary tests)" ;;
+      cpu-tests) detail="$(tests_summary cpu_tests)" ;;
+      memcheck | racecheck | synccheck | memcheck-backend) detail="$(sanitizer_summary "$out/$name.log")" ;;
       train-v0 | train-v1 | train-v1-own) detail="$(train_summary "$out/$name.json")" ;;
       devices) detail="$(grep -m1 '^cuda:0' "$out/devices.log" 2>/dev/null)" ;;
-      pytorch-peer) detail="$(tail -n 4 "$out/pytorch-peer.log" 2>/dev/null | tr '\n' ';')" ;;
+      pytorch-peer) detail="$(grep -h '^fastest' "$out/pytorch-peer.log" 2>/dev/null | tr '\n' ';')" ;;
       bench-sweep) detail="$(grep -hE '^[0-9]+ of [0-9]+ shapes|no matplotlib' "$out/bench-sweep.log" 2>/dev/null | tr '\n' ';')" ;;
     esac
     printf '%-18s %-30s %5s  %s\n' "$name" "${step_result[$name]}" "${step_seconds[$name]}" "$detail"
   done
-  if [[ -f "$out/gpu-tests.log" ]]; then
-    echo
-    echo "-- failed GPU tests:"
-    grep -E '^\s+[0-9]+ - .*\((Failed|Timeout|Exception|SEGFAULT|Subprocess aborted)\)' \
-      "$out/gpu-tests.log" || echo "   none"
+  if [[ -n "$record" ]]; then
+    python3 - "$record" <<'EOF'
+import json, sys
+r = json.load(open(sys.argv[1]))
+f = r["tests"]["failures"]
+print("\n-- failed GPU tests:" + (" no result" if f is None else " none" if not f else ""))
+for name in f or []:
+    print("   " + name)
+for p in r["peer"]:
+    if p["seconds"] is None:
+        continue
+    print("   pytorch %s %-26s %7.2f s %9.0f img/s" % (p["model"], p["mode"], p["seconds"],
+                                                      p["images_per_second"]))
+for t in r["train"]:
+    if t["speedup_vs_fastest_peer"] is not None:
+        print("   splitconv %s %s: %.2fx the fastest PyTorch mode" % (
+            t["model"], t["engine"], t["speedup_vs_fastest_peer"]))
+EOF
   fi
   for v in v0 v1 v1-own; do
     [[ -f "$out/train-$v.log" ]] && grep -h 'cudnn\|own\|train_step' "$out/train-$v.log" | sed "s/^/   $v: /"
   done
   [[ -f "$out/bench-kernels.log" ]] && grep -E '^===|vs|cudnn|own' "$out/bench-kernels.log" | head -n 80
+  [[ -n "$record" ]] && echo "record: $record"
 } | tee "$out/summary.txt"
 exit "$failed"
