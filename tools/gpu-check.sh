@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # One run on a GPU machine (CUDA toolkit, CMake, ninja, PyTorch; no Debian packages, no
-# network): build with the CUDA backend against .carry/, run the GPU and CPU tests, the
-# compute-sanitizer on the small op tests, `splitconv devices`, train seed-v0 and seed-v1 on
-# MNIST for 5 epochs, the PyTorch peer, and last the layer benchmarks (bench-conv, bench-sweep:
+# network): build with the CUDA backend against .carry/, `splitconv devices`, compute-sanitizer
+# first (memcheck, racecheck, synccheck on the small op tests and the fused engine), the GPU
+# tests, train seed-v0 and seed-v1 on MNIST for 5 epochs with the graph engine, the fused
+# engine and the own kernels, the PyTorch peer, the CPU tests, and last the layer benchmarks (bench-conv, bench-sweep:
 # ~4.5 minutes more; give GPU_CHECK_BUDGET room, or GPU_CHECK_SKIP the rest to run them alone).
 # Every log goes to OUTDIR; a summary table comes last, and the record of the run:
 # OUTDIR/DATE-COMMIT.json (tools/gpu_record.py; keys in docs/design.md, JSON reports), to be
@@ -255,6 +256,25 @@ else
   not_built devices splitconv
 fi
 
+sanitizer="$(command -v compute-sanitizer || true)"
+for c in "$cuda_home/bin/compute-sanitizer" "$cuda_home/compute-sanitizer/compute-sanitizer"; do
+  [[ -z "$sanitizer" && -x "$c" ]] && sanitizer="$c"
+done
+# First, before anything trusts the kernels: the op tests of the project's own kernels and of
+# cuBLAS, and the fused engine on a small model (its arena in shared memory, so racecheck sees
+# the phases' barriers); cuDNN's convolutions are left out (slow under the sanitizer, not ours).
+small_ops='GpuOps.*:Shapes/PoolOps.*:Shapes/DenseOps.*:CudaSplit*:FusedEngine.AutoRunsFusedAndSaysSo:Fused/FusedModels.EvaluateAndPredictMatchCpu/odd'
+for tool in memcheck racecheck synccheck; do
+  if [[ -z "$sanitizer" ]]; then
+    unavailable "$tool" "no compute-sanitizer"
+  elif [[ -x "$gpu_tests" ]]; then
+    step "$tool" 100 "$sanitizer" --tool "$tool" --error-exitcode 3 \
+      "$gpu_tests" --gtest_filter="$small_ops" --gtest_brief=1
+  else
+    not_built "$tool" splitconv_gpu_tests
+  fi
+done
+
 if [[ -x "$gpu_tests" ]]; then
   # SPLITCONV_REQUIRE_GPU: a GPU test fails, not skips, when it finds no device.
   step gpu-tests 150 env SPLITCONV_REQUIRE_GPU=1 ctest --test-dir "$build" -L gpu \
@@ -269,6 +289,16 @@ for v in v0 v1; do
       --epochs 5 --json "$out/train-$v.json" --data-dir "$data" --verbose
   else
     not_built "train-$v" splitconv
+  fi
+done
+
+# The fused engine (--engine fused): both seed models, 5 epochs, as above.
+for v in v0 v1; do
+  if [[ -x "$bin" ]]; then
+    step "train-fused-$v" 120 "$bin" train "models/seed-$v.net" --dataset mnist --device cuda \
+      --engine fused --epochs 5 --json "$out/train-fused-$v.json" --data-dir "$data" --verbose
+  else
+    not_built "train-fused-$v" splitconv
   fi
 done
 
@@ -354,24 +384,6 @@ if [[ "${GPU_CHECK_PROFILE:-0}" == 1 && -x "$bin" ]]; then
       PROFILE_SKIP=3000 PROFILE_COUNT=120 tools/profile.sh "models/seed-$v.net" "$out/profile-$v"
   done
 fi
-
-sanitizer="$(command -v compute-sanitizer || true)"
-for c in "$cuda_home/bin/compute-sanitizer" "$cuda_home/compute-sanitizer/compute-sanitizer"; do
-  [[ -z "$sanitizer" && -x "$c" ]] && sanitizer="$c"
-done
-# The op tests of the project's own kernels and of cuBLAS; cuDNN's convolutions are left out
-# (slow under the sanitizer, and not ours).
-small_ops='GpuOps.*:Shapes/PoolOps.*:Shapes/DenseOps.*:CudaSplit*'
-for tool in memcheck racecheck synccheck; do
-  if [[ -z "$sanitizer" ]]; then
-    unavailable "$tool" "no compute-sanitizer"
-  elif [[ -x "$gpu_tests" ]]; then
-    step "$tool" 100 "$sanitizer" --tool "$tool" --error-exitcode 3 \
-      "$gpu_tests" --gtest_filter="$small_ops" --gtest_brief=1
-  else
-    not_built "$tool" splitconv_gpu_tests
-  fi
-done
 
 if [[ -x "$cpu_tests" ]]; then
   step cpu-tests 120 ctest --test-dir "$build" -L cpu --no-tests=error --output-on-failure -j "$jobs" \
