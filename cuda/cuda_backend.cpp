@@ -73,7 +73,8 @@ void CudaBackend::plan(const Model& model, int max_batch) {
     auto program = fused::make_program(model, plan, &why);
     if (program) why = FusedEngine::why_not(state_, *program, max_batch);
     if (why.empty())
-      fused_ = std::make_unique<FusedEngine>(state_, plan, std::move(*program), tuning_.graphs);
+      fused_ = std::make_unique<FusedEngine>(state_, plan, std::move(*program), tuning_.graphs,
+                                             tuning_.fused_cluster);
     else
       engine_note_ = "the fused engine cannot run this model: " + why;
   }

@@ -3,6 +3,7 @@
 // Adam. Every sum is in a fixed order, so a step gives the same bits on every run.
 #include "fused_engine.h"
 
+#include <cooperative_groups.h>
 #include <cub/block/block_reduce.cuh>
 #include <nvtx3/nvToolsExt.h>
 
@@ -48,13 +49,10 @@ struct ImageArgs {
   float grad_scale = 0;
 };
 
-// One block per image: the phases of the program in order, a barrier after each.
-__global__ void __launch_bounds__(FusedEngine::kThreads) image_kernel(ImageArgs k) {
-  extern __shared__ float4 shared_arena[];
-  const int b = int(blockIdx.x);
-  float* a = k.arena ? k.arena + int64_t(b) * k.arena_floats : reinterpret_cast<float*>(shared_arena);
-  int32_t* ia = k.arena ? k.iarena + int64_t(b) * k.arena_ints
-                        : reinterpret_cast<int32_t*>(reinterpret_cast<float*>(shared_arena) + k.arena_floats);
+// The phases of image b for thread t of T, `barrier` after each.
+template <class Barrier>
+__device__ void run_image(const ImageArgs& k, int b, int t, int T, float* a, int32_t* ia,
+                          Barrier barrier) {
   const int64_t j = k.order ? int64_t(k.order[k.sp->begin + b]) : k.first + b;
   ImageIo io;
   io.pixels = k.pixels + j * k.image_size;
@@ -64,18 +62,45 @@ __global__ void __launch_bounds__(FusedEngine::kThreads) image_kernel(ImageArgs 
   io.correct = k.correct ? k.correct + b : nullptr;
   io.probs = k.probs ? k.probs + int64_t(b) * k.classes : nullptr;
   io.partial = k.partial ? k.partial + int64_t(b) * k.param_floats : nullptr;
-  const int t = int(threadIdx.x), T = int(blockDim.x);
   for (int i = 0; i < k.n_fwd; ++i) {
     const FusedOp op = k.fwd[i];
     fused::run_phase(op, t, T, a, ia, k.params, io);
-    __syncthreads();
+    barrier();
   }
   if (!k.bwd) return;
   for (int i = 0; i < k.n_bwd; ++i) {
     const FusedOp op = k.bwd[i];
     fused::run_phase(op, t, T, a, ia, k.params, io);
-    __syncthreads();
+    barrier();
   }
+}
+
+// One block per image: the arena in shared memory, or in global memory when k.arena is set.
+__global__ void __launch_bounds__(FusedEngine::kThreads) image_kernel(ImageArgs k) {
+  extern __shared__ float4 shared_arena[];
+  const int b = int(blockIdx.x);
+  float* a = k.arena ? k.arena + int64_t(b) * k.arena_floats : reinterpret_cast<float*>(shared_arena);
+  int32_t* ia = k.arena ? k.iarena + int64_t(b) * k.arena_ints
+                        : reinterpret_cast<int32_t*>(reinterpret_cast<float*>(shared_arena) + k.arena_floats);
+  run_image(k, b, int(threadIdx.x), int(blockDim.x), a, ia, [] { __syncthreads(); });
+}
+
+// A thread-block cluster per image (Hopper and later): the cluster's blocks share the phases'
+// work as one group of clusterDim × blockDim threads, the arena in global memory, and the
+// cluster barrier (release/acquire at cluster scope) between phases. Same outputs, same sums:
+// only which thread computes an element changes, never how.
+__global__ void __launch_bounds__(FusedEngine::kThreads) image_cluster_kernel(ImageArgs k) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  namespace cg = cooperative_groups;
+  const cg::cluster_group cluster = cg::this_cluster();
+  const int size = int(cluster.num_blocks());
+  const int b = int(blockIdx.x) / size;
+  const int t = int(cluster.block_rank()) * int(blockDim.x) + int(threadIdx.x);
+  run_image(k, b, t, size * int(blockDim.x), k.arena + int64_t(b) * k.arena_floats,
+            k.iarena + int64_t(b) * k.arena_ints, [&] { cluster.sync(); });
+#else
+  __trap();  // launched only where the device has clusters (FusedEngine chooses)
+#endif
 }
 
 // The per-image losses and hits of n images summed in a fixed order (each thread a contiguous
@@ -136,14 +161,66 @@ struct Layout {
   int eval_chunk = 0;
 };
 
-Layout layout_of(const fused::FusedProgram& prog, int max_batch) {
+Layout layout_of(const fused::FusedProgram& prog, int max_batch, int cluster) {
   Layout l;
   const int64_t bytes = prog.arena_bytes();
-  // Room for CUB's reduction scratch is not needed here: the image kernel has none.
-  l.shared = bytes <= shared_limit();
+  // A cluster's blocks share one arena: in global memory.
+  l.shared = cluster == 1 && bytes <= shared_limit();
   const int64_t fits = l.shared ? kMaxEvalChunk : std::max<int64_t>(1, kGlobalArenaBudget / bytes);
   l.eval_chunk = int(std::clamp<int64_t>(fits, max_batch, std::max(max_batch, kMaxEvalChunk)));
   return l;
+}
+
+// Blocks per image: a cluster where the device has them and the batch leaves SMs idle (one
+// block per image would use max_batch of them), up to the portable 8; 1 otherwise.
+int choose_cluster(int max_batch, int requested) {
+  int device = 0, major = 0, sms = 0;
+  CUDA_CHECK(cudaGetDevice(&device));
+  CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
+  CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+  if (major < 9 || requested == 1) return 1;
+  int c = requested > 0 ? requested : sms / std::max(max_batch, 1);
+  c = std::clamp(c, 1, 8);
+  if (c == 1) return 1;
+  // Can a cluster of c blocks of kThreads be resident at all?
+  cudaLaunchConfig_t cfg = {};
+  cfg.gridDim = dim3(unsigned(c));
+  cfg.blockDim = dim3(FusedEngine::kThreads);
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeClusterDimension;
+  attr[0].val.clusterDim.x = unsigned(c);
+  attr[0].val.clusterDim.y = 1;
+  attr[0].val.clusterDim.z = 1;
+  cfg.attrs = attr;
+  cfg.numAttrs = 1;
+  int clusters = 0;
+  if (cudaOccupancyMaxActiveClusters(&clusters, image_cluster_kernel, &cfg) != cudaSuccess ||
+      clusters < 1) {
+    (void)cudaGetLastError();
+    return 1;
+  }
+  return c;
+}
+
+void launch_images(const ImageArgs& k, int n, int cluster, size_t shared, cudaStream_t s) {
+  if (cluster == 1) {
+    image_kernel<<<unsigned(n), FusedEngine::kThreads, shared, s>>>(k);
+    CHECK_LAUNCH();
+    return;
+  }
+  cudaLaunchConfig_t cfg = {};
+  cfg.gridDim = dim3(unsigned(n) * unsigned(cluster));
+  cfg.blockDim = dim3(FusedEngine::kThreads);
+  cfg.dynamicSmemBytes = 0;
+  cfg.stream = s;
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeClusterDimension;
+  attr[0].val.clusterDim.x = unsigned(cluster);
+  attr[0].val.clusterDim.y = 1;
+  attr[0].val.clusterDim.z = 1;
+  cfg.attrs = attr;
+  cfg.numAttrs = 1;
+  CUDA_CHECK(cudaLaunchKernelEx(&cfg, image_cluster_kernel, k));
 }
 
 std::string gib(int64_t bytes) {
@@ -164,7 +241,7 @@ class NvtxRange {
 
 std::string FusedEngine::why_not(const DeviceState&, const fused::FusedProgram& prog,
                                  int max_batch) {
-  const Layout l = layout_of(prog, max_batch);
+  const Layout l = layout_of(prog, max_batch, 2);  // the larger case: arenas in global memory
   const int64_t partial = int64_t(max_batch) * prog.param_floats * 4;
   const int64_t arena = l.shared ? 0 : int64_t(l.eval_chunk) * prog.arena_bytes();
   size_t free_bytes = 0, total = 0;
@@ -177,9 +254,10 @@ std::string FusedEngine::why_not(const DeviceState&, const fused::FusedProgram& 
 }
 
 FusedEngine::FusedEngine(DeviceState& state, const StepPlan& plan, fused::FusedProgram program,
-                         bool graphs)
+                         bool graphs, int cluster)
     : state_(state), plan_(plan), prog_(std::move(program)), graphs_(graphs) {
-  const Layout l = layout_of(prog_, plan_.max_batch);
+  cluster_ = choose_cluster(plan_.max_batch, cluster);
+  const Layout l = layout_of(prog_, plan_.max_batch, cluster_);
   shared_arena_ = l.shared;
   eval_chunk_ = l.eval_chunk;
   fwd_ops_ = DeviceBuffer<FusedOp>(prog_.forward.size(), "the fused program");
@@ -207,7 +285,8 @@ FusedEngine::FusedEngine(DeviceState& state, const StepPlan& plan, fused::FusedP
 }
 
 std::string FusedEngine::describe() const {
-  return "fused: " + std::to_string(prog_.phases()) + " phases in one block of " +
+  const std::string blocks = cluster_ == 1 ? "one block" : "a cluster of " + std::to_string(cluster_) + " blocks";
+  return "fused: " + std::to_string(prog_.phases()) + " phases in " + blocks + " of " +
          std::to_string(kThreads) + " threads per image, arena of " +
          std::to_string(prog_.arena_bytes() / 1024) + " KiB in " +
          (shared_arena_ ? "shared" : "global") + " memory; gradients summed in image order";
@@ -237,9 +316,7 @@ void FusedEngine::enqueue_step(int count) {
   k.loss = img_loss_.get();
   k.correct = img_correct_.get();
   k.grad_scale = 1.0f / float(count);
-  const size_t shared = shared_arena_ ? size_t(prog_.arena_bytes()) : 0;
-  image_kernel<<<unsigned(count), kThreads, shared, s>>>(k);
-  CHECK_LAUNCH();
+  launch_images(k, count, cluster_, shared_arena_ ? size_t(prog_.arena_bytes()) : 0, s);
   reduce_adam_kernel<<<grid_for(prog_.param_floats, kReduceBlock, 4096), kReduceBlock, 0, s>>>(
       prog_.param_floats, count, partial_.get(), state_.params.get(), state_.m.get(),
       state_.v.get(), state_.grads.get(), state_.step_params(), img_loss_.get(),
@@ -303,9 +380,7 @@ void FusedEngine::enqueue_forward(const uint8_t* pixels, const uint8_t* labels, 
   k.loss = labels ? img_loss_.get() : nullptr;
   k.correct = labels ? img_correct_.get() : nullptr;
   k.probs = probs;
-  const size_t shared = shared_arena_ ? size_t(prog_.arena_bytes()) : 0;
-  image_kernel<<<unsigned(n), kThreads, shared, state_.stream()>>>(k);
-  CHECK_LAUNCH();
+  launch_images(k, n, cluster_, shared_arena_ ? size_t(prog_.arena_bytes()) : 0, state_.stream());
 }
 
 void FusedEngine::evaluate(const StoredSplit& data, int64_t total) {

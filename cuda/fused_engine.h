@@ -1,5 +1,5 @@
 // The fused GPU engine: a training step in two kernels. The first runs one image per thread
-// block — gather, every layer's forward, the loss and every layer's backward, as the phases of
+// block (or per thread-block cluster on Hopper and later) — gather, every layer's forward, the loss and every layer's backward, as the phases of
 // a program (host/fused/program.h) with a barrier between phases — and writes the image's
 // parameter gradients into its own slot; the second sums the slots over the images in a fixed
 // order and takes the Adam step (and sums the step's metrics). Activations live in the block's
@@ -27,11 +27,16 @@ class FusedEngine {
   static std::string why_not(const DeviceState& state, const fused::FusedProgram& prog,
                              int max_batch);
 
-  FusedEngine(DeviceState& state, const StepPlan& plan, fused::FusedProgram program, bool graphs);
+  // cluster: blocks per image — 0 chooses (a thread-block cluster on Hopper and later when the
+  // batch leaves SMs idle), 1 one block, more a cluster of that many (capped at 8; 1 where the
+  // device has no clusters).
+  FusedEngine(DeviceState& state, const StepPlan& plan, fused::FusedProgram program, bool graphs,
+              int cluster = 0);
   FusedEngine(const FusedEngine&) = delete;
   FusedEngine& operator=(const FusedEngine&) = delete;
 
   const fused::FusedProgram& program() const { return prog_; }
+  int cluster() const { return cluster_; }
   std::string describe() const;  // e.g. "fused: a block of 512 threads per image, arena in …"
 
   void train_step(int64_t begin, int count, float lr_t, const Hyper& h);
@@ -53,6 +58,7 @@ class FusedEngine {
   StepPlan plan_;
   fused::FusedProgram prog_;
   bool graphs_;
+  int cluster_ = 1;            // blocks per image
   bool shared_arena_ = false;  // the arena in shared memory (else arena_ below)
   int eval_chunk_ = 0;         // images per forward-only launch
   DeviceBuffer<fused::FusedOp> fwd_ops_, bwd_ops_;

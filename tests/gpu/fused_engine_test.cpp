@@ -134,6 +134,33 @@ TEST(FusedEngine, SameBitsGraphOrEagerAndRunToRun) {
   }
 }
 
+// A thread-block cluster per image (Hopper and later) only changes which thread computes an
+// element, never how: the same bits as one block per image.
+TEST(FusedEngine, ClusterPerImageChangesNoBit) {
+  SPLITCONV_REQUIRE_GPU();
+  const CudaStatus st = cuda_status();
+  if (st.devices[0].major < 9) GTEST_SKIP() << "thread-block clusters need compute capability 9.0";
+  const Model model = model_of(kSeedV1, "seed-v1.net");
+  const ImageSet train = synthetic(100, 13), test = synthetic(40, 14);
+  Tuning one, four;
+  one.fused_cluster = 1;
+  four.fused_cluster = 4;
+  CudaBackend a(fused_options(), one), b(fused_options(), four);
+  prepare(a, model, train, test, 41);
+  prepare(b, model, train, test, 41);
+  ASSERT_NE(b.fused_engine(), nullptr);
+  EXPECT_EQ(b.fused_engine()->cluster(), 4);
+  EXPECT_EQ(a.fused_engine()->cluster(), 1);
+  EXPECT_EQ(step_losses(a, train.count, 6, 43), step_losses(b, train.count, 6, 43));
+  std::vector<float> pa(size_t(model.param_floats)), pb(pa.size());
+  a.get_parameters(pa);
+  b.get_parameters(pb);
+  EXPECT_EQ(pa, pb);
+  const Metrics ea = a.evaluate(Split::Test), eb = b.evaluate(Split::Test);
+  EXPECT_EQ(ea.loss_sum, eb.loss_sum);
+  EXPECT_EQ(ea.correct, eb.correct);
+}
+
 TEST(FusedEngine, AutoRunsFusedAndSaysSo) {
   SPLITCONV_REQUIRE_GPU();
   BackendOptions o;
