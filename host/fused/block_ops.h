@@ -20,8 +20,10 @@
 
 #if defined(__CUDACC__)
 #define SC_HD __host__ __device__
+#define SC_UNROLL _Pragma("unroll")
 #else
 #define SC_HD
+#define SC_UNROLL
 #endif
 
 namespace splitconv::fused {
@@ -70,31 +72,50 @@ SC_HD inline void gather_phase(const FusedOp& op, int t, int T, float* a, const 
   for (int64_t i = t; i < size; i += T) a[op.y + i] = float(io.pixels[i]) / 255.0f;
 }
 
+// Register tiles: a thread computes kTile output (or input-gradient) channels of one position,
+// so each input value it loads serves kTile sums. Every element is still one thread's sum over
+// the same terms in the same order, whatever the tile: tiling changes speed, not bits.
+inline constexpr int kTile = 4;
+// A filter gradient keeps all its taps in registers up to this many (3×3, 3×1, 1×n up to 16).
+inline constexpr int kMaxTapTile = 16;
+
 // y[m][oy][ox] = bias[m] + Σ_c Σ_i Σ_j w[m][c][i][j] · x[c][oy·s + i − pt][ox·s + j − pl]
+// Item: kTile output channels at one output position (consecutive items: consecutive
+// positions, so a warp's x loads are contiguous and its weight loads the same).
 SC_HD inline void conv_fwd_phase(const FusedOp& op, int t, int T, float* a, const float* p) {
   const float* x = a + op.x;
   float* y = a + op.y;
   const float* wt = p + op.weight;
-  const int64_t plane = int64_t(op.oh) * op.ow, total = plane * op.m;
-  for (int64_t o = t; o < total; o += T) {
-    const int mo = int(o / plane);
-    const int oy = int((o % plane) / op.ow), ox = int(o % op.ow);
-    float sum = 0.0f;
+  const int plane = op.oh * op.ow, groups = (op.m + kTile - 1) / kTile;
+  const int taps = op.kh * op.kw, cstride = op.c * taps;
+  for (int item = t; item < groups * plane; item += T) {
+    const int m0 = item / plane * kTile, at = item % plane;
+    const int oy = at / op.ow, ox = at % op.ow;
+    const int nm = op.m - m0 < kTile ? op.m - m0 : kTile;
+    float sum[kTile] = {};
     for (int ci = 0; ci < op.c; ++ci) {
-      const float* xc = x + int64_t(ci) * op.h * op.w;
-      const float* wc = wt + (int64_t(mo) * op.c + ci) * op.kh * op.kw;
+      const float* xc = x + ci * op.h * op.w;
+      const float* wc = wt + (m0 * op.c + ci) * taps;
       for (int i = 0; i < op.kh; ++i) {
         const int iy = oy * op.stride + i - op.pad_top;
         if (iy < 0 || iy >= op.h) continue;
         for (int j = 0; j < op.kw; ++j) {
           const int ix = ox * op.stride + j - op.pad_left;
           if (ix < 0 || ix >= op.w) continue;
-          sum += wc[i * op.kw + j] * xc[iy * op.w + ix];
+          const float xv = xc[iy * op.w + ix];
+          const int tap = i * op.kw + j;
+SC_UNROLL
+          for (int r = 0; r < kTile; ++r)
+            if (r < nm) sum[r] += wc[r * cstride + tap] * xv;
         }
       }
     }
-    const float v = sum + p[op.bias + mo];
-    y[o] = op.relu && v < 0.0f ? 0.0f : v;
+SC_UNROLL
+    for (int r = 0; r < kTile; ++r) {
+      if (r >= nm) break;
+      const float v = sum[r] + p[op.bias + m0 + r];
+      y[(m0 + r) * plane + at] = op.relu && v < 0.0f ? 0.0f : v;
+    }
   }
 }
 
@@ -159,14 +180,14 @@ SC_HD inline void loss_phase(const FusedOp& op, int t, float* a, const ImageIo& 
   }
 }
 
-// dx (masked by the producer's ReLU) of a conv: dx[c][iy][ix] = Σ_m Σ_i Σ_j w[m][c][i][j] ·
+// dx of kTile input channels at (iy, ix), unmasked: dx[c][iy][ix] = Σ_m Σ_i Σ_j w[m][c][i][j] ·
 // dy[m][oy][ox] over the (i, j) with iy + pt − i = oy·s and ix + pl − j = ox·s in range.
-SC_HD inline float conv_dx_at(const FusedOp& op, const float* dy, const float* wt, int ci, int iy,
-                              int ix) {
-  float sum = 0.0f;
+SC_HD inline void conv_dx_tile(const FusedOp& op, const float* dy, const float* wt, int c0, int nc,
+                               int iy, int ix, float* sum) {
+  const int taps = op.kh * op.kw;
   for (int mo = 0; mo < op.m; ++mo) {
-    const float* dym = dy + int64_t(mo) * op.oh * op.ow;
-    const float* wm = wt + (int64_t(mo) * op.c + ci) * op.kh * op.kw;
+    const float* dym = dy + mo * op.oh * op.ow;
+    const float* wm = wt + (mo * op.c + c0) * taps;
     for (int i = 0; i < op.kh; ++i) {
       const int ry = iy + op.pad_top - i;
       if (ry < 0 || ry % op.stride != 0) continue;
@@ -177,54 +198,77 @@ SC_HD inline float conv_dx_at(const FusedOp& op, const float* dy, const float* w
         if (rx < 0 || rx % op.stride != 0) continue;
         const int ox = rx / op.stride;
         if (ox >= op.ow) continue;
-        sum += wm[i * op.kw + j] * dym[oy * op.ow + ox];
+        const float g = dym[oy * op.ow + ox];
+        const int tap = i * op.kw + j;
+SC_UNROLL
+        for (int r = 0; r < kTile; ++r)
+          if (r < nc) sum[r] += wm[r * taps + tap] * g;
       }
     }
   }
-  return sum;
 }
 
-// One phase: the filter gradient (m·c·kh·kw items, each a sum over the output map), the bias
-// gradient (m items) and, when dx is wanted, the input gradient (c·h·w items).
+// The filter gradient of output channel mo and input channel ci, taps [t0, t0 + nt) (nt ≤
+// kMaxTapTile), each a sum over the output positions whose tap lands inside the input.
+SC_HD inline void conv_dw_tile(const FusedOp& op, const float* x, const float* dy, int mo, int ci,
+                               int t0, int nt, float* sum) {
+  const float* dym = dy + mo * op.oh * op.ow;
+  const float* xc = x + ci * op.h * op.w;
+  for (int oy = 0; oy < op.oh; ++oy) {
+    for (int ox = 0; ox < op.ow; ++ox) {
+      const float g = dym[oy * op.ow + ox];
+SC_UNROLL
+      for (int q = 0; q < kMaxTapTile; ++q) {
+        if (q >= nt) break;
+        const int tap = t0 + q, i = tap / op.kw, j = tap % op.kw;
+        const int iy = oy * op.stride + i - op.pad_top, ix = ox * op.stride + j - op.pad_left;
+        if (iy >= 0 && iy < op.h && ix >= 0 && ix < op.w) sum[q] += g * xc[iy * op.w + ix];
+      }
+    }
+  }
+}
+
+// One phase: the filter gradient (items of one (m, c) pair and up to kMaxTapTile taps), the
+// bias gradient (m items) and, when dx is wanted, the input gradient (items of kTile input
+// channels at one position, consecutive items at consecutive positions).
 SC_HD inline void conv_bwd_phase(const FusedOp& op, int t, int T, float* a, const float* p,
                                  const ImageIo& io) {
   const float* x = a + op.x;
   const float* dy = a + op.dy;
-  const int64_t taps = int64_t(op.kh) * op.kw;
-  const int64_t n_dw = int64_t(op.m) * op.c * taps, n_db = op.m;
-  const int64_t n_dx = op.dx >= 0 ? int64_t(op.c) * op.h * op.w : 0;
-  const int64_t oplane = int64_t(op.oh) * op.ow, iplane = int64_t(op.h) * op.w;
-  for (int64_t item = t; item < n_dw + n_db + n_dx; item += T) {
+  const int taps = op.kh * op.kw;
+  const int tap_groups = (taps + kMaxTapTile - 1) / kMaxTapTile;
+  const int n_dw = op.m * op.c * tap_groups, n_db = op.m;
+  const int iplane = op.h * op.w, oplane = op.oh * op.ow;
+  const int c_groups = (op.c + kTile - 1) / kTile;
+  const int n_dx = op.dx >= 0 ? c_groups * iplane : 0;
+  for (int item = t; item < n_dw + n_db + n_dx; item += T) {
     if (item < n_dw) {
-      const int mo = int(item / (op.c * taps));
-      const int ci = int(item / taps % op.c);
-      const int i = int(item % taps / op.kw), j = int(item % op.kw);
-      const float* dym = dy + mo * oplane;
-      const float* xc = x + ci * iplane;
-      // Output rows and columns whose tap (i, j) lands inside the input.
-      float sum = 0.0f;
-      for (int oy = 0; oy < op.oh; ++oy) {
-        const int iy = oy * op.stride + i - op.pad_top;
-        if (iy < 0 || iy >= op.h) continue;
-        for (int ox = 0; ox < op.ow; ++ox) {
-          const int ix = ox * op.stride + j - op.pad_left;
-          if (ix < 0 || ix >= op.w) continue;
-          sum += dym[oy * op.ow + ox] * xc[iy * op.w + ix];
-        }
-      }
-      io.partial[op.weight + item] = sum;
+      const int pair = item / tap_groups, t0 = item % tap_groups * kMaxTapTile;
+      const int mo = pair / op.c, ci = pair % op.c;
+      const int nt = taps - t0 < kMaxTapTile ? taps - t0 : kMaxTapTile;
+      float sum[kMaxTapTile] = {};
+      conv_dw_tile(op, x, dy, mo, ci, t0, nt, sum);
+      float* out = io.partial + op.weight + (mo * op.c + ci) * taps + t0;
+SC_UNROLL
+      for (int q = 0; q < kMaxTapTile; ++q)
+        if (q < nt) out[q] = sum[q];
     } else if (item < n_dw + n_db) {
-      const int64_t mo = item - n_dw;
+      const int mo = item - n_dw;
       float sum = 0.0f;
-      for (int64_t q = 0; q < oplane; ++q) sum += dy[mo * oplane + q];
+      for (int q = 0; q < oplane; ++q) sum += dy[mo * oplane + q];
       io.partial[op.bias + mo] = sum;
     } else {
-      const int64_t e = item - n_dw - n_db;
-      const int ci = int(e / iplane);
-      const int iy = int(e % iplane / op.w), ix = int(e % op.w);
-      float v = conv_dx_at(op, dy, p + op.weight, ci, iy, ix);
-      if (op.mask_dx && !(x[e] > 0.0f)) v = 0.0f;
-      a[op.dx + e] = v;
+      const int e = item - n_dw - n_db;
+      const int c0 = e / iplane * kTile, at = e % iplane;
+      const int nc = op.c - c0 < kTile ? op.c - c0 : kTile;
+      float sum[kTile] = {};
+      conv_dx_tile(op, dy, p + op.weight, c0, nc, at / op.w, at % op.w, sum);
+SC_UNROLL
+      for (int r = 0; r < kTile; ++r) {
+        if (r >= nc) break;
+        const int idx = (c0 + r) * iplane + at;
+        a[op.dx + idx] = op.mask_dx && !(x[idx] > 0.0f) ? 0.0f : sum[r];
+      }
     }
   }
 }

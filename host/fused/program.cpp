@@ -39,6 +39,17 @@ std::optional<FusedProgram> make_program(const Model& model, const StepPlan& pla
     prog.arena_ints += aligned(s.size());
   }
 
+  // The phases index an image's buffers and a layer's weights with 32-bit integers.
+  constexpr int64_t kMaxIndex = int64_t(1) << 30;
+  for (const PlanBuffer& b : plan.buffers)
+    if (b.shape.size() >= kMaxIndex)
+      return refuse(b.name + ": " + std::to_string(b.shape.size()) +
+                    " values an image, more than the fused engine indexes (2^30)");
+  for (const ParamSlot& slot : model.slots)
+    if (slot.size >= kMaxIndex)
+      return refuse(slot.name + ": " + std::to_string(slot.size) +
+                    " parameters, more than the fused engine indexes (2^30)");
+
   // Whether each buffer's writer applied a ReLU (its gradient is masked by x > 0 where it is
   // written, so a ReLU costs no phase of its own on the way back).
   std::vector<int> relu_out(nbuf, 0);
