@@ -31,6 +31,8 @@ namespace splitconv::fused {
 enum class OpCode : int32_t {
   Gather,     // input ← pixels / 255
   ConvFwd,    // y ← conv(x) + bias, ReLU when relu
+  ConvPoolFwd,  // y ← max-pool(conv(x) + bias, ReLU when relu), the arg-max in the int arena;
+                // the conv's output is never stored
   PoolFwd,    // y ← max over windows, the arg-max in the int arena
   DenseFwd,   // y ← W·x + bias, ReLU when relu
   Loss,       // softmax cross-entropy of the logits; dy of the logits when training
@@ -49,6 +51,7 @@ struct FusedOp {
   int32_t c = 0, h = 0, w = 0;        // input channels and map
   int32_t m = 0, oh = 0, ow = 0;      // output channels and map
   int32_t kh = 1, kw = 1, stride = 1, pad_top = 0, pad_left = 0;
+  int32_t pkh = 1, pkw = 1, pstride = 1, pool_oh = 0, pool_ow = 0;  // ConvPoolFwd: the pool after the conv
   int64_t x = -1, y = -1, dx = -1, dy = -1;
   int64_t argmax = -1;
   int64_t weight = -1, bias = -1;
@@ -79,42 +82,89 @@ inline constexpr int kTile = 4;
 // A filter gradient keeps all its taps in registers up to this many (3×3, 3×1, 1×n up to 16).
 inline constexpr int kMaxTapTile = 16;
 
-// y[m][oy][ox] = bias[m] + Σ_c Σ_i Σ_j w[m][c][i][j] · x[c][oy·s + i − pt][ox·s + j − pl]
-// Item: kTile output channels at one output position (consecutive items: consecutive
-// positions, so a warp's x loads are contiguous and its weight loads the same).
+// Σ_c Σ_i Σ_j w[m][c][i][j] · x[c][oy·s + i − pt][ox·s + j − pl] for kTile output channels
+// m0.. (nm of them) at (oy, ox), into sum (zeroed by the caller). The one definition of a conv
+// output's sum, for the conv alone and the conv fused with its pool alike.
+SC_HD inline void conv_tile_at(const FusedOp& op, const float* x, const float* wt, int m0, int nm,
+                               int oy, int ox, float* sum) {
+  const int taps = op.kh * op.kw, cstride = op.c * taps;
+  for (int ci = 0; ci < op.c; ++ci) {
+    const float* xc = x + ci * op.h * op.w;
+    const float* wc = wt + (m0 * op.c + ci) * taps;
+    for (int i = 0; i < op.kh; ++i) {
+      const int iy = oy * op.stride + i - op.pad_top;
+      if (iy < 0 || iy >= op.h) continue;
+      for (int j = 0; j < op.kw; ++j) {
+        const int ix = ox * op.stride + j - op.pad_left;
+        if (ix < 0 || ix >= op.w) continue;
+        const float xv = xc[iy * op.w + ix];
+        const int tap = i * op.kw + j;
+        SC_UNROLL
+        for (int r = 0; r < kTile; ++r)
+          if (r < nm) sum[r] += wc[r * cstride + tap] * xv;
+      }
+    }
+  }
+}
+
+// y[m][oy][ox] = bias[m] + conv sum, ReLU when relu. Item: kTile output channels at one output
+// position (consecutive items: consecutive positions, so a warp's x loads are contiguous and
+// its weight loads the same).
 SC_HD inline void conv_fwd_phase(const FusedOp& op, int t, int T, float* a, const float* p) {
   const float* x = a + op.x;
   float* y = a + op.y;
-  const float* wt = p + op.weight;
   const int plane = op.oh * op.ow, groups = (op.m + kTile - 1) / kTile;
-  const int taps = op.kh * op.kw, cstride = op.c * taps;
   for (int item = t; item < groups * plane; item += T) {
     const int m0 = item / plane * kTile, at = item % plane;
-    const int oy = at / op.ow, ox = at % op.ow;
     const int nm = op.m - m0 < kTile ? op.m - m0 : kTile;
     float sum[kTile] = {};
-    for (int ci = 0; ci < op.c; ++ci) {
-      const float* xc = x + ci * op.h * op.w;
-      const float* wc = wt + (m0 * op.c + ci) * taps;
-      for (int i = 0; i < op.kh; ++i) {
-        const int iy = oy * op.stride + i - op.pad_top;
-        if (iy < 0 || iy >= op.h) continue;
-        for (int j = 0; j < op.kw; ++j) {
-          const int ix = ox * op.stride + j - op.pad_left;
-          if (ix < 0 || ix >= op.w) continue;
-          const float xv = xc[iy * op.w + ix];
-          const int tap = i * op.kw + j;
-SC_UNROLL
-          for (int r = 0; r < kTile; ++r)
-            if (r < nm) sum[r] += wc[r * cstride + tap] * xv;
-        }
-      }
-    }
-SC_UNROLL
+    conv_tile_at(op, x, p + op.weight, m0, nm, at / op.ow, at % op.ow, sum);
+    SC_UNROLL
     for (int r = 0; r < kTile; ++r) {
       if (r >= nm) break;
       const float v = sum[r] + p[op.bias + m0 + r];
       y[(m0 + r) * plane + at] = op.relu && v < 0.0f ? 0.0f : v;
+    }
+  }
+}
+
+// The conv and the max-pool after it in one pass: each pooled output computes the conv outputs
+// of its window (the same sums as conv_fwd_phase) and keeps the first maximum, as the CPU pool
+// does; the arg-max is the position in the conv's output plane. Overlapping windows compute a
+// shared conv output more than once, identically.
+SC_HD inline void conv_pool_fwd_phase(const FusedOp& op, int t, int T, float* a, int32_t* ia,
+                                      const float* p) {
+  const float* x = a + op.x;
+  float* y = a + op.y;
+  int32_t* arg = ia + op.argmax;
+  const int pplane = op.pool_oh * op.pool_ow, groups = (op.m + kTile - 1) / kTile;
+  for (int item = t; item < groups * pplane; item += T) {
+    const int m0 = item / pplane * kTile, at = item % pplane;
+    const int py = at / op.pool_ow, px = at % op.pool_ow;
+    const int nm = op.m - m0 < kTile ? op.m - m0 : kTile;
+    float top[kTile] = {};
+    int best[kTile] = {};
+    for (int i = 0; i < op.pkh; ++i)
+      for (int j = 0; j < op.pkw; ++j) {
+        const int oy = py * op.pstride + i, ox = px * op.pstride + j;
+        float sum[kTile] = {};
+        conv_tile_at(op, x, p + op.weight, m0, nm, oy, ox, sum);
+        SC_UNROLL
+        for (int r = 0; r < kTile; ++r) {
+          if (r >= nm) break;
+          float v = sum[r] + p[op.bias + m0 + r];
+          v = op.relu && v < 0.0f ? 0.0f : v;
+          if ((i == 0 && j == 0) || v > top[r]) {
+            top[r] = v;
+            best[r] = oy * op.ow + ox;
+          }
+        }
+      }
+    SC_UNROLL
+    for (int r = 0; r < kTile; ++r) {
+      if (r >= nm) break;
+      y[(m0 + r) * pplane + at] = top[r];
+      arg[(m0 + r) * pplane + at] = best[r];
     }
   }
 }
@@ -273,17 +323,20 @@ SC_UNROLL
   }
 }
 
-// dx[c][iy][ix] = Σ dy over the windows whose arg-max is (iy, ix), in window order.
+// dx[c][iy][ix] = Σ dy over the windows whose arg-max is (iy, ix), in window order. Masked by
+// the ReLU before the pool when mask_dx: the input there is positive exactly when the pooled
+// output of a window choosing it is (it is that output), so the input itself is not needed —
+// the conv before a pool need not store its output.
 SC_HD inline void pool_bwd_phase(const FusedOp& op, int t, int T, float* a, const int32_t* ia) {
-  const float* x = a + op.x;
+  const float* y = a + op.y;
   const float* dy = a + op.dy;
   float* dx = a + op.dx;
   const int32_t* arg = ia + op.argmax;
-  const int64_t iplane = int64_t(op.h) * op.w, oplane = int64_t(op.oh) * op.ow;
-  const int64_t total = iplane * op.c;
-  for (int64_t e = t; e < total; e += T) {
-    const int64_t ch = e / iplane;
-    const int at = int(e % iplane);
+  const int iplane = op.h * op.w, oplane = op.oh * op.ow;
+  const int total = iplane * op.c;
+  for (int e = t; e < total; e += T) {
+    const int ch = e / iplane;
+    const int at = e % iplane;
     const int iy = at / op.w, ix = at % op.w;
     // Windows (oy, ox) with oy·s ≤ iy < oy·s + kh, likewise for x.
     const int oy_lo = iy >= op.kh ? (iy - op.kh) / op.stride + 1 : 0;
@@ -291,13 +344,16 @@ SC_HD inline void pool_bwd_phase(const FusedOp& op, int t, int T, float* a, cons
     const int oy_hi = iy / op.stride < op.oh - 1 ? iy / op.stride : op.oh - 1;
     const int ox_hi = ix / op.stride < op.ow - 1 ? ix / op.stride : op.ow - 1;
     float v = 0.0f;
+    bool live = false;
     for (int oy = oy_lo; oy <= oy_hi; ++oy)
       for (int ox = ox_lo; ox <= ox_hi; ++ox) {
-        const int64_t o = ch * oplane + oy * op.ow + ox;
-        if (arg[o] == at) v += dy[o];
+        const int o = ch * oplane + oy * op.ow + ox;
+        if (arg[o] == at) {
+          v += dy[o];
+          live = y[o] > 0.0f;
+        }
       }
-    if (op.mask_dx && !(x[e] > 0.0f)) v = 0.0f;
-    dx[e] = v;
+    dx[e] = op.mask_dx && !live ? 0.0f : v;
   }
 }
 
@@ -328,6 +384,7 @@ SC_HD inline void run_phase(const FusedOp& op, int t, int T, float* a, int32_t* 
   switch (op.code) {
     case OpCode::Gather: gather_phase(op, t, T, a, io); break;
     case OpCode::ConvFwd: conv_fwd_phase(op, t, T, a, p); break;
+    case OpCode::ConvPoolFwd: conv_pool_fwd_phase(op, t, T, a, ia, p); break;
     case OpCode::PoolFwd: pool_fwd_phase(op, t, T, a, ia); break;
     case OpCode::DenseFwd: dense_fwd_phase(op, t, T, a, p); break;
     case OpCode::Loss: loss_phase(op, t, a, io); break;
