@@ -14,6 +14,9 @@ namespace {
 // Refuses a conv_impl no build supports before any device work.
 const BackendOptions& checked(const BackendOptions& opts) {
   check_conv_impl(opts.conv_impl);
+  if (opts.fused_blocks < 0 || opts.fused_blocks > 8)
+    throw InputError("--fused-blocks: expected 0 (choose) to 8, got " +
+                     std::to_string(opts.fused_blocks));
   return opts;
 }
 
@@ -74,7 +77,7 @@ void CudaBackend::plan(const Model& model, int max_batch) {
     if (program) why = FusedEngine::why_not(state_, *program, max_batch);
     if (why.empty())
       fused_ = std::make_unique<FusedEngine>(state_, plan, std::move(*program), tuning_.graphs,
-                                             tuning_.fused_cluster);
+                                             opts_.fused_blocks);
     else
       engine_note_ = "the fused engine cannot run this model: " + why;
   }

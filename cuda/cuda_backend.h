@@ -17,7 +17,6 @@ namespace splitconv::gpu {
 
 struct Tuning {
   bool graphs = true;  // capture full-batch steps as a CUDA graph (false: always eager)
-  int fused_cluster = 0;  // fused engine: blocks per image (0 chooses; FusedEngine)
 };
 
 class CudaBackend final : public Backend {

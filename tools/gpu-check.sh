@@ -302,6 +302,16 @@ for v in v0 v1; do
   fi
 done
 
+# The fused engine with one block per image (its arena in shared memory) instead of the
+# cluster it chooses on Hopper: which shape is faster is measured here.
+if [[ -x "$bin" ]]; then
+  step train-fused-v0-block 120 "$bin" train models/seed-v0.net --dataset mnist --device cuda \
+    --engine fused --fused-blocks 1 --epochs 5 --json "$out/train-fused-v0-block.json" \
+    --data-dir "$data" --verbose
+else
+  not_built train-fused-v0-block splitconv
+fi
+
 # seed-v1 with the project's own n×1 / 1×n kernels for conv3/conv4 (auto measures both).
 if [[ -x "$bin" ]]; then
   step train-v1-own 120 "$bin" train models/seed-v1.net --dataset mnist --device cuda \

@@ -39,6 +39,10 @@ struct BackendOptions {
   // step; a model it cannot run falls back to graph, saying why) or "auto" (fused where it
   // runs, else graph).
   std::string engine = "graph";
+  // CUDA, fused engine: thread blocks per image — 0 chooses (a cluster on Hopper and later when
+  // the batch leaves SMs idle), 1 one block (the arena in shared memory where it fits), 2–8 a
+  // cluster of that many.
+  int fused_blocks = 0;
   bool verbose = false;            // record per-layer choices in choices()
   int threads = 0;                 // CPU only: 0 = all cores
 };

@@ -142,10 +142,10 @@ TEST(FusedEngine, ClusterPerImageChangesNoBit) {
   if (st.devices[0].major < 9) GTEST_SKIP() << "thread-block clusters need compute capability 9.0";
   const Model model = model_of(kSeedV1, "seed-v1.net");
   const ImageSet train = synthetic(100, 13), test = synthetic(40, 14);
-  Tuning one, four;
-  one.fused_cluster = 1;
-  four.fused_cluster = 4;
-  CudaBackend a(fused_options(), one), b(fused_options(), four);
+  BackendOptions one = fused_options(), four = fused_options();
+  one.fused_blocks = 1;
+  four.fused_blocks = 4;
+  CudaBackend a(one), b(four);
   prepare(a, model, train, test, 41);
   prepare(b, model, train, test, 41);
   ASSERT_NE(b.fused_engine(), nullptr);

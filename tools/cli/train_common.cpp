@@ -16,6 +16,11 @@ void add_run_options(CLI::App* cmd, RunOptions& o, bool training) {
                   "step), fused (own kernels, a block per image, two kernels a step; falls back "
                   "to graph, saying why, for a model it cannot run) or auto (fused where it runs)")
       ->capture_default_str();
+  cmd->add_option("--fused-blocks", o.backend.fused_blocks,
+                  "CUDA, fused engine: thread blocks per image — 0 chooses (a cluster on Hopper "
+                  "and later when the batch leaves SMs idle), 1 one block, 2-8 a cluster")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 8));
   cmd->add_flag("--tf32", o.backend.tf32, "CUDA: allow TF32 tensor-core math (default fp32)");
   cmd->add_flag("--deterministic", o.backend.deterministic,
                 "CUDA: reproducible training — the same seed gives bitwise the same weights on the "
