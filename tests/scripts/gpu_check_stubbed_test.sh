@@ -96,12 +96,15 @@ check(rec["sanitizer"] == {"memcheck_errors": 0, "racecheck_hazards": 0, "syncch
                            "memcheck_backend_errors": 0}, f"sanitizer: {rec['sanitizer']}")
 check([(t["model"], t["engine"], t["seconds"], t["epochs"]) for t in rec["train"]] ==
       [("seed-v0", "cuda-auto", 2.5, 2), ("seed-v1", "cuda-auto", 2.5, 2),
-       ("seed-v1", "cuda-own", 2.5, 2)], f"train: {rec['train']}")
+       ("seed-v1", "cuda-own", 2.5, 2), ("seed-v0", "cuda-fused", 2.5, 2),
+       ("seed-v1", "cuda-fused", 2.5, 2), ("seed-v0", "cuda-fused-block", 2.5, 2)],
+      f"train: {rec['train']}")
 check(rec["deterministic"] == {"seed-v0": True, "seed-v1": True}, f"{rec['deterministic']}")
 check(all(p["seconds"] is None for p in rec["peer"]) and len(rec["peer"]) == 10,
       f"peer: {rec['peer']}")
 steps = {s["name"]: s["result"] for s in rec["steps"]}
-for name in ("configure", "build", "devices", "train-v0", "train-v1", "train-v1-own",
+for name in ("configure", "build", "devices", "train-v0", "train-v1", "train-fused-v0",
+             "train-fused-v1", "train-fused-v0-block", "train-v1-own",
              "train-deterministic", "bench-kernels", "memcheck", "racecheck",
              "memcheck-backend", "bench-conv", "bench-sweep"):
     check(steps.get(name) == "ok", f"step {name}: {steps.get(name)}")

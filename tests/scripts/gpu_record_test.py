@@ -125,7 +125,8 @@ class RecordTest(unittest.TestCase):
                                             "synccheck_errors": None, "memcheck_backend_errors": 1})
         train = {(t["model"], t["engine"]): t for t in rec["train"]}
         self.assertEqual(set(train), {("seed-v0", "cuda-auto"), ("seed-v1", "cuda-auto"),
-                                      ("seed-v1", "cuda-own")})
+                                      ("seed-v1", "cuda-own"), ("seed-v0", "cuda-fused"),
+                                      ("seed-v1", "cuda-fused"), ("seed-v0", "cuda-fused-block")})
         self.assertEqual(train["seed-v0", "cuda-auto"]["seconds"], 2.5)
         self.assertEqual(train["seed-v0", "cuda-auto"]["epochs"], 5)
         self.assertEqual(train["seed-v0", "cuda-auto"]["speedup_vs_fastest_peer"], 1.2)
@@ -159,7 +160,7 @@ class RecordTest(unittest.TestCase):
         self.assertEqual(rec["tests"], {"passed": None, "failed": None, "skipped": None,
                                         "failures": None})
         self.assertEqual(set(rec["sanitizer"].values()), {None})
-        self.assertEqual(len(rec["train"]), 3)
+        self.assertEqual(len(rec["train"]), 6)
         for t in rec["train"]:
             self.assertEqual(set(t) >= {"model", "engine", "seconds", "images_per_second",
                                         "test_accuracy"}, True)
