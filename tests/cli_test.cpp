@@ -236,6 +236,7 @@ TEST_F(CliData, APlanPastTheMemoryIsRefusedWithTheBytes) {
   Result c = run("compare " + model_ + " " + net + " --device cpu --threads 2 --data-dir " + dir_);
   expect_refused(c, net + ": the CPU engine needs ");
   EXPECT_EQ(c.out, "") << "nothing trained";
+  expect_refused(run("bench layers " + net + " --device cpu --threads 2"), net + ": the CPU engine needs ");
 }
 
 TEST_F(CliData, TrainsSavesAndEvaluatesWithLimit) {

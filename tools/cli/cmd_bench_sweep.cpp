@@ -172,6 +172,9 @@ void add_bench_layers(CLI::App* bench) {
     if (!json_path.empty()) check_writable(json_path, "--json");
     const Model model = build_model(load_spec(model_path));
     const std::string dev = bench_device(device);
+    BackendOptions bo;
+    bo.threads = threads;
+    make_backend(dev, bo)->check_plan(model, batch);  // the memory, before anything is allocated
     bench::TimingOptions o = bench::default_timing(dev);
     if (runs > 0) o.runs = runs;
     o.threads = threads;
