@@ -55,7 +55,7 @@ SplitAnalysis analyze_split(const Layer& layer, int rank) {
   }
   a.splittable = true;
   a.exact_rule = a.params_after < a.params_before;
-  a.thumb_rule = thumb_lhs < m * n1 * n2 * c;  // n > 1 + m/c when K = m, n1 = n2; within the layer's weights
+  a.thumb_rule = thumb_lhs < m * n1 * n2 * c;  // n > 1 + m/c when K = m, n1 = n2
   a.macs_rule = a.macs_after < a.macs_before;
   return a;
 }

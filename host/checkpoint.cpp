@@ -5,7 +5,6 @@
 // file and against the model that the spec in the file builds, before a byte is copied.
 #include "splitconv/checkpoint.h"
 
-
 #include <algorithm>
 #include <bit>
 #include <cerrno>

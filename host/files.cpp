@@ -79,7 +79,8 @@ void check_writable(const std::string& path, const std::string& option) {
   const std::string dir = directory_of(path);
   if (::stat(dir.c_str(), &st) != 0)
     throw InputError(option + " " + path + ": directory " + dir + ": " + std::strerror(errno));
-  if (!S_ISDIR(st.st_mode)) throw InputError(option + " " + path + ": " + dir + " is not a directory");
+  if (!S_ISDIR(st.st_mode))
+    throw InputError(option + " " + path + ": " + dir + " is not a directory");
   const std::string probe = temporary_name(path);
   const int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
   if (fd < 0)

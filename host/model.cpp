@@ -75,8 +75,9 @@ void conv_layer(const Spec& spec, Model& m, Layer& L) {
   int ow = conv_out_size(in.w, l.kw, l.stride, l.padding);
   // Each side is at most kMaxDim (the spec's limit), so oh·ow·m cannot pass int64.
   if (checked_size({oh, ow, l.units}) < 0)
-    too_big(spec, l, in, "its output " + std::to_string(oh) + "x" + std::to_string(ow) + "x" +
-                             std::to_string(l.units),
+    too_big(spec, l, in,
+            "its output " + std::to_string(oh) + "x" + std::to_string(ow) + "x" +
+                std::to_string(l.units),
             int64_t(oh) * ow * l.units);
   const int64_t weights = checked_size({l.units, in.c, l.kh, l.kw});
   if (weights < 0) {

@@ -68,9 +68,9 @@ StepPlan make_plan(const Model& model, int max_batch) {
     throw InputError(model.spec.source + ": at batch " + std::to_string(max_batch) + ", " +
                      (b.name == "input" ? std::string("the input") : "the output of " + b.name) +
                      " (" + std::to_string(b.shape.h) + "x" + std::to_string(b.shape.w) + "x" +
-                     std::to_string(b.shape.c) + " per image) is " + thousands(n) +
-                     " elements (" + bytes_text(n * 4) + "), over the limit of " +
-                     thousands(kMaxTensor) + " elements per tensor: use a smaller batch");
+                     std::to_string(b.shape.c) + " per image) is " + thousands(n) + " elements (" +
+                     bytes_text(n * 4) + "), over the limit of " + thousands(kMaxTensor) +
+                     " elements per tensor: use a smaller batch");
   }
   p.logits = current;
   p.backward.assign(p.forward.rbegin(), p.forward.rend());

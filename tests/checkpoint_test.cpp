@@ -5,10 +5,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <csignal>
-#include <thread>
 #include <algorithm>
 #include <bit>
+#include <csignal>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -16,6 +15,7 @@
 #include <nlohmann/json.hpp>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "splitconv/checkpoint.h"
@@ -173,7 +173,8 @@ class CheckpointFile : public ::testing::Test {
   // The names in the directory: after a save, the checkpoint alone (no temporary file left).
   std::vector<std::string> listing() const {
     std::vector<std::string> names;
-    for (const auto& e : fs::directory_iterator(dir_)) names.push_back(e.path().filename().string());
+    for (const auto& e : fs::directory_iterator(dir_))
+      names.push_back(e.path().filename().string());
     std::sort(names.begin(), names.end());
     return names;
   }
@@ -299,7 +300,8 @@ TEST_F(CheckpointFile, ConcurrentSavesToOnePathDoNotCollide) {
   // The file is one of the saves, whole.
   const Checkpoint back = load_checkpoint(path_);
   bool one_of_them = false;
-  for (const auto& ck : cks) one_of_them = one_of_them || same_bits(back.state.params, ck.state.params);
+  for (const auto& ck : cks)
+    one_of_them = one_of_them || same_bits(back.state.params, ck.state.params);
   EXPECT_TRUE(one_of_them);
 }
 

@@ -111,7 +111,8 @@ void expect_refused(const Result& r, const std::string& what) {
   EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
 }
 
-const std::string kSmallNet = "input 28x28x1\nconv 4 3x3 relu\nmaxpool 2x2\nflatten\ndense 10 softmax\n";
+const std::string kSmallNet =
+    "input 28x28x1\nconv 4 3x3 relu\nmaxpool 2x2\nflatten\ndense 10 softmax\n";
 
 // A data directory of this process with a small MNIST look-alike (28×28, labels 0 to 9) and
 // a small model for it.
@@ -158,23 +159,28 @@ TEST(CliChecks, BadDeviceIsRefusedForTheDeviceNotTheData) {
 TEST(CliChecks, OptionValuesAreRefusedBeforeAnythingIsRead) {
   // The data directory does not exist: each refusal must come from the option itself.
   const std::string model = src + "/models/seed-v0.net --device cpu --data-dir /nonexistent ";
-  expect_refused(run("train " + model + "--lr nan"), "--lr nan: expected a finite, positive learning rate");
+  expect_refused(run("train " + model + "--lr nan"),
+                 "--lr nan: expected a finite, positive learning rate");
   expect_refused(run("train " + model + "--lr inf"), "--lr inf: expected a finite, positive");
   expect_refused(run("train " + model + "--lr 0"), "--lr 0: expected a finite, positive");
   expect_refused(run("train " + model + "--lr -0.001"), "--lr -0.001: expected a finite, positive");
-  expect_refused(run("train " + model + "--batch 100000000"), "--batch 100000000: expected 1 to 65,536 images a step");
+  expect_refused(run("train " + model + "--batch 100000000"),
+                 "--batch 100000000: expected 1 to 65,536 images a step");
   expect_refused(run("train " + model + "--batch 0"), "--batch 0: expected 1 to 65,536");
-  expect_refused(run("train " + model + "--threads 100000"), "--threads 100000: expected 1 to 1,024 (0: all cores)");
+  expect_refused(run("train " + model + "--threads 100000"),
+                 "--threads 100000: expected 1 to 1,024 (0: all cores)");
   expect_refused(run("train " + model + "--threads -2"), "--threads -2: expected 1 to 1,024");
   expect_refused(run("train " + model + "--epochs -1"), "--epochs -1: expected 0 or more");
-  expect_refused(run("train " + model + "--conv-impl fast"), "--conv-impl: expected auto, cudnn or own, got 'fast'");
+  expect_refused(run("train " + model + "--conv-impl fast"),
+                 "--conv-impl: expected auto, cudnn or own, got 'fast'");
   Result limit = run("train " + model + "--limit -5");
   expect_refused(limit, "--limit -5: expected a number of images, 0 or more (0: all)");
   EXPECT_LT(limit.err.size(), 120u) << "a plain message: " << limit.err;
   // The same options mean the same in every command that takes them.
   expect_refused(run("compare " + model + "--lr nan"), "--lr nan");
   expect_refused(run("compare " + model + "--seeds 0"), "--seeds 0: expected 1 to 1,000");
-  expect_refused(run("evaluate x.safetensors --device cpu --limit -5"), "--limit -5: expected a number of images");
+  expect_refused(run("evaluate x.safetensors --device cpu --limit -5"),
+                 "--limit -5: expected a number of images");
   expect_refused(run("evaluate x.safetensors --device cpu --batch 100000000"), "--batch 100000000");
   expect_refused(run("predict x.safetensors --images x.idx --threads 100000"), "--threads 100000");
 }
@@ -184,22 +190,29 @@ TEST(CliChecks, OutputPathsAreCheckedBeforeTheFirstStep) {
   const std::string model = src + "/models/seed-v0.net --device cpu --data-dir /nonexistent ";
   expect_refused(run("train " + model + "--save /nonexistent/dir/ck.safetensors"),
                  "--save /nonexistent/dir/ck.safetensors: directory /nonexistent/dir:");
-  expect_refused(run("train " + model + "--json /nonexistent/dir/r.json"), "--json /nonexistent/dir/r.json");
-  expect_refused(run("compare " + model + "--json /nonexistent/dir/r.json"), "--json /nonexistent/dir/r.json");
-  expect_refused(run("train " + model + "--save " + fs::temp_directory_path().string()), "is a directory");
-  expect_refused(run("evaluate x.safetensors --json /nonexistent/dir/r.json"), "--json /nonexistent/dir/r.json");
+  expect_refused(run("train " + model + "--json /nonexistent/dir/r.json"),
+                 "--json /nonexistent/dir/r.json");
+  expect_refused(run("compare " + model + "--json /nonexistent/dir/r.json"),
+                 "--json /nonexistent/dir/r.json");
+  expect_refused(run("train " + model + "--save " + fs::temp_directory_path().string()),
+                 "is a directory");
+  expect_refused(run("evaluate x.safetensors --json /nonexistent/dir/r.json"),
+                 "--json /nonexistent/dir/r.json");
   expect_refused(run("analyze " + src + "/models/seed-v0.net --json /nonexistent/dir/r.json"),
                  "--json /nonexistent/dir/r.json");
   expect_refused(run("factorize " + src + "/models/seed-v0.net -o /nonexistent/dir/v1.net"),
                  "--output /nonexistent/dir/v1.net");
-  expect_refused(run("bench sweep --device cpu --csv /nonexistent/dir/s.csv"), "--csv /nonexistent/dir/s.csv");
+  expect_refused(run("bench sweep --device cpu --csv /nonexistent/dir/s.csv"),
+                 "--csv /nonexistent/dir/s.csv");
 }
 
 TEST(CliChecks, SizesPastTheLimitsAreOneLine) {
   auto spec = scratch("huge.net");
   std::ofstream(spec) << "input 3000000x3000000x1\nconv 64 3x3 relu\nflatten\ndense 10 softmax\n";
-  expect_refused(run("analyze " + spec.string()),
-                 spec.string() + ":1: '3000000x3000000x1': 3000000 is over the limit of 1,000,000 per dimension");
+  expect_refused(
+      run("analyze " + spec.string()),
+      spec.string() +
+          ":1: '3000000x3000000x1': 3000000 is over the limit of 1,000,000 per dimension");
   std::ofstream(spec) << "input 100000x100000x1000\nconv 64 3x3 relu\nflatten\ndense 10 softmax\n";
   expect_refused(run("analyze " + spec.string()),
                  "input 100000x100000x1000 is 10,000,000,000,000 elements (36.4 TiB) per image, "
@@ -210,15 +223,17 @@ TEST(CliChecks, SizesPastTheLimitsAreOneLine) {
 
 TEST_F(CliData, ModelInputMustMatchTheImages) {
   auto net = write("rgb.net", "input 32x32x3\nconv 4 3x3 relu\nflatten\ndense 10 softmax\n");
-  expect_refused(train(net, ""), net + ": the model takes 32x32x3 images but the mnist train images are 28x28x1");
+  expect_refused(train(net, ""),
+                 net + ": the model takes 32x32x3 images but the mnist train images are 28x28x1");
   expect_refused(run("compare " + model_ + " " + net + " --device cpu --data-dir " + dir_),
                  net + ": the model takes 32x32x3 images");
 }
 
 TEST_F(CliData, ClassesMustCoverTheLabels) {
   auto net = write("seven.net", "input 28x28x1\nconv 4 3x3 relu\nflatten\ndense 7 softmax\n");
-  expect_refused(train(net, ""),
-                 net + ": the model has 7 classes (0 to 6) but the mnist train labels run to 9 (10 classes)");
+  expect_refused(
+      train(net, ""),
+      net + ": the model has 7 classes (0 to 6) but the mnist train labels run to 9 (10 classes)");
 }
 
 TEST_F(CliData, APlanPastTheMemoryIsRefusedWithTheBytes) {
@@ -230,20 +245,23 @@ TEST_F(CliData, APlanPastTheMemoryIsRefusedWithTheBytes) {
   Result r = train(net, "");
   expect_refused(r, net + ": the CPU engine needs ");
   EXPECT_NE(r.err.find(" TiB at batch 32 with 2 threads (parameters, gradients and Adam state "),
-            std::string::npos) << r.err;
+            std::string::npos)
+      << r.err;
   EXPECT_NE(r.err.find(" available"), std::string::npos) << r.err;
   // compare checks every model before the first trains.
   Result c = run("compare " + model_ + " " + net + " --device cpu --threads 2 --data-dir " + dir_);
   expect_refused(c, net + ": the CPU engine needs ");
   EXPECT_EQ(c.out, "") << "nothing trained";
-  expect_refused(run("bench layers " + net + " --device cpu --threads 2"), net + ": the CPU engine needs ");
+  expect_refused(run("bench layers " + net + " --device cpu --threads 2"),
+                 net + ": the CPU engine needs ");
 }
 
 TEST_F(CliData, TrainsSavesAndEvaluatesWithLimit) {
   const std::string ck = dir_ + "/ck.safetensors", json = dir_ + "/eval.json";
   Result t = train(model_, "--epochs 1 --limit 64 --save " + ck);
   ASSERT_EQ(t.code, 0) << t.err;
-  Result e = run("evaluate " + ck + " --device cpu --data-dir " + dir_ + " --limit 10 --json " + json);
+  Result e =
+      run("evaluate " + ck + " --device cpu --data-dir " + dir_ + " --limit 10 --json " + json);
   ASSERT_EQ(e.code, 0) << e.err;
   std::ifstream in(json);
   EXPECT_EQ(nlohmann::json::parse(in)["images"], 10);
@@ -253,7 +271,8 @@ TEST_F(CliData, ADivergingRunExitsOne) {
   Result r = train(model_, "--epochs 1 --lr 1e30");
   EXPECT_EQ(r.code, 1) << r.err;
   EXPECT_NE(r.err.find("splitconv: error: training diverged: the loss is not finite"),
-            std::string::npos) << r.err;
+            std::string::npos)
+      << r.err;
 }
 
 TEST_F(CliData, ASaveThatFailsMidRunExitsOneAndKeepsThePreviousCheckpoint) {
@@ -264,8 +283,9 @@ TEST_F(CliData, ASaveThatFailsMidRunExitsOneAndKeepsThePreviousCheckpoint) {
   // The path passes the check before training (a file can be created there), but the writes
   // of the save fail: a file size limit of 512 bytes, which binds root too.
   const std::string cmd = "trap '' XFSZ; ulimit -f 1; " + std::string(SPLITCONV_BINARY) +
-                          " train " + model_ + " --device cpu --threads 2 --epochs 1 --limit 32 --data-dir " +
-                          dir_ + " --save " + ck + " 2>&1";
+                          " train " + model_ +
+                          " --device cpu --threads 2 --epochs 1 --limit 32 --data-dir " + dir_ +
+                          " --save " + ck + " 2>&1";
   FILE* p = popen(cmd.c_str(), "r");
   ASSERT_NE(p, nullptr);
   std::string out;
@@ -275,7 +295,8 @@ TEST_F(CliData, ASaveThatFailsMidRunExitsOneAndKeepsThePreviousCheckpoint) {
   ASSERT_TRUE(WIFEXITED(status)) << out;
   EXPECT_EQ(WEXITSTATUS(status), 1) << out;
   EXPECT_NE(out.find("splitconv: error: " + ck + ": cannot write checkpoint: File too large"),
-            std::string::npos) << out;
+            std::string::npos)
+      << out;
   std::ifstream after(ck, std::ios::binary);
   EXPECT_EQ(std::string((std::istreambuf_iterator<char>(after)), {}), before);
   std::vector<std::string> names;

@@ -75,7 +75,8 @@ TEST(SizeLimits, TheIssuesOverflowingFlattenIsRefused) {
   // Within the dimension limit but not the tensor limit: named with its element count.
   e = refusal("input 1000000x1000000x1\nconv 64 3x3 relu\nflatten\ndense 10 softmax\n");
   EXPECT_NE(e.find("input 1000000x1000000x1 is 1,000,000,000,000 elements (3.6 TiB) per image"),
-            std::string::npos) << e;
+            std::string::npos)
+      << e;
   EXPECT_NE(e.find("2,147,483,647 elements per tensor"), std::string::npos) << e;
 }
 
@@ -94,7 +95,8 @@ TEST(SizeLimits, ALayersOutputAtMostTwoToThe31MinusOne) {
   std::string e = refusal("input 1000x1000x1\nconv 2148 1x1\n" + pooled);
   EXPECT_NE(e.find("m.net:2: layer conv1 (conv) on input 1000x1000x1: its output 1000x1000x2148 "
                    "is 2,148,000,000 elements (8.0 GiB), over the limit"),
-            std::string::npos) << e;
+            std::string::npos)
+      << e;
 }
 
 TEST(SizeLimits, AParameterTensorAtMostTwoToThe31MinusOne) {
@@ -102,7 +104,8 @@ TEST(SizeLimits, AParameterTensorAtMostTwoToThe31MinusOne) {
   std::string e = refusal("input 3x3x1000000\nconv 2148 1x1\n" + tail);
   EXPECT_NE(e.find("layer conv1 (conv) on input 3x3x1000000: its weight [2148,1000000,1,1] is "
                    "2,148,000,000 elements"),
-            std::string::npos) << e;
+            std::string::npos)
+      << e;
   // A kernel past int64 in elements: named, not wrapped.
   e = refusal("input 4x4x1000000\nconv 1000000 1000000x1000000 padding=same\n" + tail);
   EXPECT_NE(e.find("its weight [1000000,1000000,1000000,1000000] is past 2^63"), std::string::npos)
@@ -112,7 +115,8 @@ TEST(SizeLimits, AParameterTensorAtMostTwoToThe31MinusOne) {
   e = refusal("input 1000x2147x1\nflatten\ndense 1001 softmax\n");
   EXPECT_NE(e.find("layer dense1 (dense) on input 1x1x2147000: its weight [1001,2147000] is "
                    "2,149,147,000 elements"),
-            std::string::npos) << e;
+            std::string::npos)
+      << e;
 }
 
 TEST(SizeLimits, MacsCountInSixtyFourBits) {
@@ -124,11 +128,12 @@ TEST(SizeLimits, MacsCountInSixtyFourBits) {
 
 TEST(SizeLimits, ABatchBufferAtMostTwoToThe31MinusOne) {
   Model m = build("input 1024x1024x1\nconv 2 1x1\n" + tail);  // 2^20 and 2^21 per image
-  EXPECT_EQ(plan_refusal(m, 1023), "");  // conv1: 1023·2^21 < 2^31
-  std::string e = plan_refusal(m, 1024);  // conv1: 2^31
+  EXPECT_EQ(plan_refusal(m, 1023), "");                       // conv1: 1023·2^21 < 2^31
+  std::string e = plan_refusal(m, 1024);                      // conv1: 2^31
   EXPECT_NE(e.find("m.net: at batch 1024, the output of conv1 (1024x1024x2 per image) is "
                    "2,147,483,648 elements (8.0 GiB), over the limit of 2,147,483,647"),
-            std::string::npos) << e;
+            std::string::npos)
+      << e;
   Model small = build("input 2x2x1\n" + tail);
   EXPECT_EQ(plan_refusal(small, kMaxBatch), "");
   e = plan_refusal(small, kMaxBatch + 1);

@@ -48,7 +48,9 @@ void add_conv(CLI::App* bench) {
   cmd->add_option("--c", a.c, "input channels")->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_option("--m", a.m, "filters")->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_option("--size", a.size, "input map HxW")->capture_default_str();
-  cmd->add_option("--batch", a.batch, "images")->capture_default_str()->check(CLI::Range(1, kMaxBatch));
+  cmd->add_option("--batch", a.batch, "images")
+      ->capture_default_str()
+      ->check(CLI::Range(1, kMaxBatch));
   cmd->add_option("--padding", a.padding, "valid or same")->capture_default_str();
   cmd->add_option("--rank", a.rank, "filters K of the n×1 layer (default m)")
       ->check(CLI::Range(1, int(kMaxDim)));

@@ -62,9 +62,9 @@ int main(int argc, char** argv) {
     // Plans are checked against memory before they allocate, and the engines' buffers report
     // the bytes they asked for (OutOfMemory); anything else that runs out ends here.
     const size_t n = failed_bytes;
-    std::cerr << "splitconv: out of memory: an allocation"
-              << (n ? " of " + splitconv::bytes_text(int64_t(n)) + " (" + std::to_string(n) + " bytes)"
-                    : std::string())
+    const std::string size =
+        n ? " of " + splitconv::bytes_text(int64_t(n)) + " (" + std::to_string(n) + " bytes)" : "";
+    std::cerr << "splitconv: out of memory: an allocation" << size
               << " failed (the model, batch or data is too large for this machine)\n";
     return 2;
   } catch (const std::exception& e) {

@@ -33,7 +33,8 @@ void add_run_options(CLI::App* cmd, RunOptions& o, bool training) {
                            : "evaluate the first N test images only (0: all)");
   if (!training) return;
   cmd->add_option("--epochs", o.train.epochs, "epochs (0 or more)")->capture_default_str();
-  cmd->add_option("--lr", o.train.hyper.lr, "Adam learning rate (finite, positive)")->capture_default_str();
+  cmd->add_option("--lr", o.train.hyper.lr, "Adam learning rate (finite, positive)")
+      ->capture_default_str();
   cmd->add_option("--seed", o.train.seed, "seed of the initial weights and the batch order")->capture_default_str();
 }
 
