@@ -26,16 +26,36 @@ SplitAnalysis analyze_split(const Layer& layer, int rank) {
     a.why_not = "stride " + std::to_string(layer.stride) + " (only stride 1 splits)";
     return a;
   }
-  a.splittable = true;
   const int64_t c = a.c, m = a.m, K = a.rank, n1 = a.kh, n2 = a.kw;
-  a.params_after = K * (n1 * c + 1) + m * (n2 * K + 1);
   // The n×1 layer pads (or shrinks) the height only; the 1×n layer the width only.
   const Padding pad = layer.spec.padding;
   const int64_t mid_h = conv_out_size(layer.in.h, a.kh, 1, pad), mid_w = layer.in.w;
   const int64_t out_h = mid_h, out_w = conv_out_size(layer.in.w, a.kw, 1, pad);
-  a.macs_after = mid_h * mid_w * K * n1 * c + out_h * out_w * m * n2 * K;
+  // In 64 bits with overflow checks: a rank from the command line can make the pair larger
+  // than the layer (docs/design.md, Size limits).
+  auto mul = [](std::initializer_list<int64_t> f) {
+    int64_t p = 1;
+    for (int64_t x : f)
+      if (p >= 0) p = product_within(p, x, INT64_MAX);
+    return p;
+  };
+  auto add = [](int64_t x, int64_t y) {
+    int64_t s = 0;
+    return x < 0 || y < 0 || __builtin_add_overflow(x, y, &s) ? int64_t(-1) : s;
+  };
+  a.params_after = add(mul({K, add(mul({n1, c}), 1)}), mul({m, add(mul({n2, K}), 1)}));
+  a.macs_after = add(mul({mid_h, mid_w, K, n1, c}), mul({out_h, out_w, m, n2, K}));
+  const int64_t thumb_lhs = mul({K, add(mul({n1, c}), mul({n2, m}))});
+  auto fits = [](int64_t n) { return n >= 0 && n <= kMaxTensor; };
+  if (a.params_after < 0 || a.macs_after < 0 || thumb_lhs < 0 || !fits(mul({mid_h, mid_w, K})) ||
+      !fits(mul({K, c, n1})) || !fits(mul({m, K, n2}))) {
+    a.params_after = a.macs_after = 0;
+    a.why_not = "the pair at rank " + std::to_string(K) + " is past the size limits";
+    return a;
+  }
+  a.splittable = true;
   a.exact_rule = a.params_after < a.params_before;
-  a.thumb_rule = K * (n1 * c + n2 * m) < m * n1 * n2 * c;  // n > 1 + m/c when K = m, n1 = n2
+  a.thumb_rule = thumb_lhs < m * n1 * n2 * c;  // n > 1 + m/c when K = m, n1 = n2
   a.macs_rule = a.macs_after < a.macs_before;
   return a;
 }

@@ -1,8 +1,11 @@
 // The only place that knows whether CUDA exists (docs/design.md, Layout).
 #include "splitconv/backend.h"
 #include "splitconv/error.h"
+#include "splitconv/plan.h"
 
 namespace splitconv {
+
+void Backend::check_plan(const Model& model, int max_batch) const { make_plan(model, max_batch); }
 
 std::unique_ptr<Backend> make_backend(const std::string& device, const BackendOptions& opts) {
   if (opts.engine != "graph" && opts.engine != "fused" && opts.engine != "auto")

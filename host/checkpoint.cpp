@@ -5,8 +5,6 @@
 // file and against the model that the spec in the file builds, before a byte is copied.
 #include "splitconv/checkpoint.h"
 
-#include <unistd.h>
-
 #include <algorithm>
 #include <bit>
 #include <cerrno>
@@ -19,6 +17,7 @@
 #include <vector>
 
 #include "splitconv/error.h"
+#include "splitconv/files.h"
 #include "splitconv/spec.h"
 
 namespace splitconv {
@@ -270,24 +269,7 @@ void save_checkpoint(const std::string& path, const Model& model, const Checkpoi
   check_state(path, model, ck.state);
   check_spec(path, model, ck.spec_text);
   std::vector<uint8_t> bytes = serialise(model, ck);
-  std::string tmp = path + ".tmp";
-  FILE* f = std::fopen(tmp.c_str(), "wb");
-  if (!f) throw Error(path + ": cannot write checkpoint: " + std::strerror(errno));
-  bool ok = std::fwrite(bytes.data(), 1, bytes.size(), f) == bytes.size() && std::fflush(f) == 0 &&
-            ::fsync(fileno(f)) == 0;
-  int err = errno;
-  if (std::fclose(f) != 0 && ok) {
-    ok = false;
-    err = errno;
-  }
-  if (ok && std::rename(tmp.c_str(), path.c_str()) != 0) {
-    ok = false;
-    err = errno;
-  }
-  if (!ok) {
-    std::remove(tmp.c_str());
-    throw Error(path + ": cannot write checkpoint: " + std::strerror(err));
-  }
+  write_file_atomic(path, {{bytes.data(), bytes.size()}}, "checkpoint");
 }
 
 Checkpoint load_checkpoint(const std::string& path) {

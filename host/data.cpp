@@ -18,6 +18,7 @@
 #include <string>
 
 #include "splitconv/error.h"
+#include "splitconv/files.h"
 
 namespace splitconv {
 namespace {
@@ -176,21 +177,10 @@ void put_be32(uint8_t* p, uint32_t v) {
   p[3] = uint8_t(v);
 }
 
-// Writes header + payload to PATH.tmp and renames it, so no half file is ever left.
+// Writes header + payload through a temporary file and a rename: no half file is ever left.
 void write_file(const std::string& path, const uint8_t* header, size_t header_len,
                 const uint8_t* data, size_t len) {
-  std::string tmp = path + ".tmp";
-  FILE* f = std::fopen(tmp.c_str(), "wb");
-  if (!f) throw Error(path + ": cannot write: " + std::strerror(errno));
-  bool ok = std::fwrite(header, 1, header_len, f) == header_len &&
-            (len == 0 || std::fwrite(data, 1, len, f) == len);
-  int err = errno;
-  ok = (std::fclose(f) == 0) && ok;
-  if (!ok || std::rename(tmp.c_str(), path.c_str()) != 0) {
-    if (ok) err = errno;
-    std::remove(tmp.c_str());
-    throw Error(path + ": cannot write: " + std::strerror(err));
-  }
+  write_file_atomic(path, {{header, header_len}, {data, len}});
 }
 
 const std::array<const char*, 4> kFiles = {"train-images-idx3-ubyte", "train-labels-idx1-ubyte",

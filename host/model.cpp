@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "splitconv/error.h"
+#include "splitconv/format.h"
 #include "splitconv/random.h"
 
 namespace splitconv {
@@ -21,11 +22,41 @@ std::string hwc(const Shape& s) {
                    to_string(l.kind) + ") does not fit its input " + hwc(in) + ": " + what);
 }
 
+std::string elements(int64_t n) { return thousands(n) + " elements (" + bytes_text(n * 4) + ")"; }
+
+// A size past the limits (docs/design.md, Size limits); `n` < 0 means past int64.
+[[noreturn]] void too_big(const Spec& spec, const LayerSpec& l, const Shape& in,
+                          const std::string& what, int64_t n) {
+  throw InputError(spec.source + ":" + std::to_string(l.line) + ": layer " + l.name + " (" +
+                   to_string(l.kind) + ") on input " + hwc(in) + ": " + what + " is " +
+                   (n < 0 ? std::string("past 2^63") : elements(n)) + ", over the limit of " +
+                   thousands(kMaxTensor) + " elements per tensor");
+}
+
+// Product of the dimensions when it is within kMaxTensor, else -1.
+int64_t checked_size(std::initializer_list<int64_t> dims) {
+  int64_t n = 1;
+  for (int64_t d : dims) {
+    n = product_within(n, d, kMaxTensor);
+    if (n < 0) return -1;
+  }
+  return n;
+}
+
+int64_t checked_sum(const Spec& spec, const LayerSpec& l, const Shape& in, const char* what,
+                    int64_t a, int64_t b) {
+  int64_t sum = 0;
+  if (__builtin_add_overflow(a, b, &sum))
+    throw InputError(spec.source + ":" + std::to_string(l.line) + ": layer " + l.name +
+                     " on input " + hwc(in) + ": the model's " + what + " are past 2^63");
+  return sum;
+}
+
 int add_slot(Model& m, const std::string& name, std::vector<int64_t> shape) {
   ParamSlot slot;
   slot.name = name;
   slot.size = 1;
-  for (auto d : shape) slot.size *= d;
+  for (auto d : shape) slot.size *= d;  // bounded: the caller checked it against kMaxTensor
   slot.shape = std::move(shape);
   slot.offset = m.param_floats;
   m.param_floats += (slot.size + kParamAlign - 1) / kParamAlign * kParamAlign;
@@ -42,6 +73,23 @@ void conv_layer(const Spec& spec, Model& m, Layer& L) {
                             " is larger than the map (valid padding)");
   int oh = conv_out_size(in.h, l.kh, l.stride, l.padding);
   int ow = conv_out_size(in.w, l.kw, l.stride, l.padding);
+  // Each side is at most kMaxDim (the spec's limit), so oh·ow·m cannot pass int64.
+  if (checked_size({oh, ow, l.units}) < 0)
+    too_big(spec, l, in,
+            "its output " + std::to_string(oh) + "x" + std::to_string(ow) + "x" +
+                std::to_string(l.units),
+            int64_t(oh) * ow * l.units);
+  const int64_t weights = checked_size({l.units, in.c, l.kh, l.kw});
+  if (weights < 0) {
+    int64_t n = -1;
+    if (product_within(product_within(product_within(l.units, in.c, INT64_MAX), l.kh, INT64_MAX),
+                       l.kw, INT64_MAX) >= 0)
+      n = int64_t(l.units) * in.c * l.kh * l.kw;
+    too_big(spec, l, in,
+            "its weight [" + std::to_string(l.units) + "," + std::to_string(in.c) + "," +
+                std::to_string(l.kh) + "," + std::to_string(l.kw) + "]",
+            n);
+  }
   if (l.padding == Padding::Same) {
     // TensorFlow's split: the odd pixel of padding goes to the bottom/right.
     int ph = std::max((oh - 1) * l.stride + l.kh - in.h, 0);
@@ -52,9 +100,10 @@ void conv_layer(const Spec& spec, Model& m, Layer& L) {
   L.out = {oh, ow, l.units};
   L.weight = add_slot(m, l.name + ".weight", {l.units, in.c, l.kh, l.kw});
   L.bias = add_slot(m, l.name + ".bias", {l.units});
-  L.params = int64_t(l.units) * (int64_t(l.kh) * l.kw * in.c + 1);
-  // MACs: Hout·Wout·m·kh·kw·c
-  L.macs = int64_t(oh) * ow * l.units * l.kh * l.kw * in.c;
+  L.params = weights + l.units;
+  // MACs: Hout·Wout·m·kh·kw·c, the output's size times the weights per filter: both factors
+  // are within kMaxTensor, so the product is below 2^62.
+  L.macs = int64_t(oh) * ow * l.units * (weights / l.units);
 }
 
 }  // namespace
@@ -62,6 +111,12 @@ void conv_layer(const Spec& spec, Model& m, Layer& L) {
 int conv_out_size(int in, int k, int stride, Padding pad) {
   if (pad == Padding::Same) return (in + stride - 1) / stride;
   return in < k ? 0 : (in - k) / stride + 1;
+}
+
+int64_t product_within(int64_t a, int64_t b, int64_t limit) {
+  int64_t p = 0;
+  if (a < 0 || b < 0 || __builtin_mul_overflow(a, b, &p) || p > limit) return -1;
+  return p;
 }
 
 int64_t Model::max_activation() const {
@@ -74,6 +129,12 @@ Model build_model(const Spec& spec) {
   Model m;
   m.spec = spec;
   m.input = {spec.in_h, spec.in_w, spec.in_c};
+  // The spec bounds each side by kMaxDim, so the product cannot pass int64.
+  if (checked_size({spec.in_h, spec.in_w, spec.in_c}) < 0)
+    throw InputError(spec.source + ":" + std::to_string(spec.input_line) + ": input " +
+                     hwc(m.input) + " is " + elements(m.input.size()) +
+                     " per image, over the limit of " + thousands(kMaxTensor) +
+                     " elements per tensor");
   Shape cur = m.input;
   bool flat = false;
   for (size_t i = 0; i < spec.layers.size(); ++i) {
@@ -96,12 +157,16 @@ Model build_model(const Spec& spec) {
         break;
       case LayerKind::Flatten:
         if (flat) misfit(spec, l, cur, "flatten twice");
-        L.out = {1, 1, int(cur.size())};
+        L.out = {1, 1, int(cur.size())};  // every activation is within kMaxTensor
         flat = true;
         break;
       case LayerKind::Dense:
         if (!flat) misfit(spec, l, cur, "dense before flatten (add a 'flatten' line)");
         L.out = {1, 1, l.units};
+        if (checked_size({l.units, cur.c}) < 0)
+          too_big(spec, l, cur,
+                  "its weight [" + std::to_string(l.units) + "," + std::to_string(cur.c) + "]",
+                  int64_t(l.units) * cur.c);
         L.weight = add_slot(m, l.name + ".weight", {l.units, cur.c});
         L.bias = add_slot(m, l.name + ".bias", {l.units});
         L.params = int64_t(l.units) * (cur.c + 1);
@@ -110,8 +175,8 @@ Model build_model(const Spec& spec) {
     }
     if (l.activation == Activation::Softmax && i + 1 != spec.layers.size())
       misfit(spec, l, cur, "softmax is only allowed on the last layer");
-    m.total_params += L.params;
-    m.total_macs += L.macs;
+    m.total_params = checked_sum(spec, l, cur, "parameters", m.total_params, L.params);
+    m.total_macs = checked_sum(spec, l, cur, "MACs", m.total_macs, L.macs);
     cur = L.out;
     m.layers.push_back(L);
   }

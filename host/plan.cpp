@@ -2,6 +2,7 @@
 #include "splitconv/plan.h"
 
 #include "splitconv/error.h"
+#include "splitconv/format.h"
 
 namespace splitconv {
 
@@ -13,6 +14,9 @@ const PlanOp* StepPlan::op_of(int layer) const {
 
 StepPlan make_plan(const Model& model, int max_batch) {
   if (max_batch < 1) throw Error("plan: max_batch must be at least 1");
+  if (max_batch > kMaxBatch)
+    throw InputError("batch " + std::to_string(max_batch) + " is over the limit of " +
+                     thousands(kMaxBatch));
   if (model.layers.empty()) throw Error("plan: the model has no layers");
   const Layer& last = model.layers.back();
   if (last.kind() != LayerKind::Dense || last.spec.activation == Activation::Relu ||
@@ -56,6 +60,17 @@ StepPlan make_plan(const Model& model, int max_batch) {
     params_before = params_before || has_params;
     current = op.y;
     if (l.kind() != LayerKind::Flatten || op.relu) p.forward.push_back(op);
+  }
+  // One buffer holds max_batch images: within kMaxTensor (docs/design.md, Size limits).
+  for (const PlanBuffer& b : p.buffers) {
+    if (product_within(max_batch, b.shape.size(), kMaxTensor) >= 0) continue;
+    const int64_t n = int64_t(max_batch) * b.shape.size();  // both within kMaxTensor
+    throw InputError(model.spec.source + ": at batch " + std::to_string(max_batch) + ", " +
+                     (b.name == "input" ? std::string("the input") : "the output of " + b.name) +
+                     " (" + std::to_string(b.shape.h) + "x" + std::to_string(b.shape.w) + "x" +
+                     std::to_string(b.shape.c) + " per image) is " + thousands(n) + " elements (" +
+                     bytes_text(n * 4) + "), over the limit of " + thousands(kMaxTensor) +
+                     " elements per tensor: use a smaller batch");
   }
   p.logits = current;
   p.backward.assign(p.forward.rbegin(), p.forward.rend());

@@ -7,6 +7,8 @@
 #include <sstream>
 
 #include "splitconv/error.h"
+#include "splitconv/format.h"
+#include "splitconv/model.h"
 
 namespace splitconv {
 namespace {
@@ -19,30 +21,48 @@ struct LineParser {
     throw InputError(source + ":" + std::to_string(line) + ": " + what);
   }
 
+  // A size of the spec: a positive integer of at most kMaxDim (docs/design.md, Size limits).
   int positive(const std::string& tok, const char* what) const {
-    int v = 0;
+    int64_t v = 0;
     auto [p, ec] = std::from_chars(tok.data(), tok.data() + tok.size(), v);
-    if (ec != std::errc() || p != tok.data() + tok.size() || v <= 0 || v > 1000000)
+    const bool digits = ec != std::errc::invalid_argument && p == tok.data() + tok.size();
+    if (digits && (ec == std::errc::result_out_of_range || v > kMaxDim)) over_limit(what, tok);
+    if (!digits || ec != std::errc() || v <= 0)
       fail(std::string("expected ") + what + " (a positive integer), got '" + tok + "'");
-    return v;
+    return int(v);
   }
 
-  // "3x3", "3x1", "28x28x1": `parts` positive integers separated by 'x'
+  [[noreturn]] void over_limit(const char* what, const std::string& tok) const {
+    fail(std::string(what) + " " + tok + " is over the limit of " + thousands(kMaxDim) +
+         " per dimension");
+  }
+
+  // "3x3", "3x1", "28x28x1": `parts` positive integers of at most kMaxDim separated by 'x'
   std::vector<int> dims(const std::string& tok, size_t parts, const char* what) const {
     std::vector<int> out;
+    std::string too_big;
     size_t start = 0;
     while (true) {
       size_t x = tok.find_first_of("xX", start);
       std::string piece = tok.substr(start, x == std::string::npos ? std::string::npos : x - start);
       if (piece.empty()) break;
-      int v = 0;
+      int64_t v = 0;
       auto [p, ec] = std::from_chars(piece.data(), piece.data() + piece.size(), v);
-      if (ec != std::errc() || p != piece.data() + piece.size() || v <= 0) break;
-      out.push_back(v);
+      if (ec == std::errc::invalid_argument || p != piece.data() + piece.size()) break;
+      if (ec == std::errc::result_out_of_range || v > kMaxDim) {
+        if (too_big.empty()) too_big = piece;
+        v = 1;  // keep counting the parts: the limit is the fault only when the form is right
+      } else if (v <= 0) {
+        break;
+      }
+      out.push_back(int(v));
       if (x == std::string::npos) break;
       start = x + 1;
     }
     if (out.size() != parts) fail(std::string("expected ") + what + ", got '" + tok + "'");
+    if (!too_big.empty())
+      fail("'" + tok + "': " + too_big + " is over the limit of " + thousands(kMaxDim) +
+           " per dimension");
     return out;
   }
 };
@@ -121,6 +141,7 @@ Spec parse_spec(std::string_view text, const std::string& source) {
       if (tok.size() != 2) p.fail("expected 'input HxWxC', e.g. 'input 28x28x1'");
       auto d = p.dims(tok[1], 3, "HxWxC, e.g. 28x28x1");
       spec.in_h = d[0], spec.in_w = d[1], spec.in_c = d[2];
+      spec.input_line = lineno;
       have_input = true;
       continue;
     }

@@ -1,9 +1,13 @@
 // Safetensors checkpoints: a bitwise round trip, and every way a file can lie gives one
 // InputError line naming the file.
 #include <gtest/gtest.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <bit>
+#include <csignal>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -11,6 +15,7 @@
 #include <nlohmann/json.hpp>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "splitconv/checkpoint.h"
@@ -165,6 +170,15 @@ class CheckpointFile : public ::testing::Test {
     }
   }
 
+  // The names in the directory: after a save, the checkpoint alone (no temporary file left).
+  std::vector<std::string> listing() const {
+    std::vector<std::string> names;
+    for (const auto& e : fs::directory_iterator(dir_))
+      names.push_back(e.path().filename().string());
+    std::sort(names.begin(), names.end());
+    return names;
+  }
+
   std::string dir_, path_;
   Model model_;
   std::mt19937 rng_{std::random_device{}()};
@@ -177,7 +191,7 @@ bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
 TEST_F(CheckpointFile, ResumableRoundTripIsBitwise) {
   Checkpoint ck = make(true);
   save_checkpoint(path_, model_, ck);
-  EXPECT_FALSE(fs::exists(path_ + ".tmp"));
+  EXPECT_EQ(listing(), std::vector<std::string>{"model.safetensors"});
   Checkpoint back = load_checkpoint(path_);
   EXPECT_TRUE(same_bits(back.state.params, ck.state.params));
   EXPECT_TRUE(same_bits(back.state.m, ck.state.m));
@@ -225,15 +239,70 @@ TEST_F(CheckpointFile, SaveReplacesAnOldFileWhole) {
   Checkpoint ck = make(false);
   save_checkpoint(path_, model_, ck);
   EXPECT_TRUE(same_bits(load_checkpoint(path_).state.params, ck.state.params));
-  EXPECT_FALSE(fs::exists(path_ + ".tmp"));
+  EXPECT_EQ(listing(), std::vector<std::string>{"model.safetensors"});
 }
 
 TEST_F(CheckpointFile, FailedSaveLeavesNoFile) {
   std::string bad = dir_ + "/no-such-dir/model.safetensors";
   EXPECT_THROW(save_checkpoint(bad, model_, make(true)), Error);
   EXPECT_FALSE(fs::exists(bad));
-  EXPECT_FALSE(fs::exists(bad + ".tmp"));
   EXPECT_TRUE(fs::is_empty(dir_));
+}
+
+TEST_F(CheckpointFile, FailedSaveLeavesThePreviousCheckpointIntact) {
+  save_checkpoint(path_, model_, make(true));
+  const std::vector<uint8_t> before = slurp(path_);
+  ASSERT_GT(before.size(), 2048u);
+  // A save that fails part-way through its write, as on a full disk: a child process whose
+  // file size limit is 1 KiB (it binds root too, unlike permissions).
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    std::signal(SIGXFSZ, SIG_IGN);  // the write fails with EFBIG instead of killing
+    rlimit small{1024, 1024};
+    if (setrlimit(RLIMIT_FSIZE, &small) != 0) _exit(3);
+    try {
+      save_checkpoint(path_, model_, make(true));  // over 2 KiB
+    } catch (const Error& e) {
+      _exit(std::string(e.what()).find(path_ + ": cannot write checkpoint") == 0 ? 0 : 4);
+    }
+    _exit(5);  // the save succeeded: the limit did not bite
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status));
+  ASSERT_EQ(WEXITSTATUS(status), 0) << "3: no limit, 4: another error, 5: the save succeeded";
+  EXPECT_EQ(slurp(path_), before) << "the previous checkpoint was touched";
+  EXPECT_EQ(listing(), std::vector<std::string>{"model.safetensors"}) << "a temporary file is left";
+  EXPECT_NO_THROW(load_checkpoint(path_));
+}
+
+TEST_F(CheckpointFile, ConcurrentSavesToOnePathDoNotCollide) {
+  // Each save has a temporary file of its own: with one shared name, a save could rename
+  // another's half-written file into place or fail on its vanished temporary file.
+  std::vector<Checkpoint> cks;
+  for (int i = 0; i < 4; ++i) cks.push_back(make(true));
+  std::vector<std::thread> threads;
+  std::vector<int> failures(cks.size(), 0);
+  for (size_t i = 0; i < cks.size(); ++i)
+    threads.emplace_back([&, i] {
+      for (int round = 0; round < 5; ++round) {
+        try {
+          save_checkpoint(path_, model_, cks[i]);
+        } catch (const Error&) {
+          ++failures[i];
+        }
+      }
+    });
+  for (auto& t : threads) t.join();
+  for (size_t i = 0; i < cks.size(); ++i) EXPECT_EQ(failures[i], 0) << "saver " << i;
+  EXPECT_EQ(listing(), std::vector<std::string>{"model.safetensors"});
+  // The file is one of the saves, whole.
+  const Checkpoint back = load_checkpoint(path_);
+  bool one_of_them = false;
+  for (const auto& ck : cks)
+    one_of_them = one_of_them || same_bits(back.state.params, ck.state.params);
+  EXPECT_TRUE(one_of_them);
 }
 
 TEST_F(CheckpointFile, SpecOfAnotherModelIsNotSaved) {

@@ -10,6 +10,8 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "splitconv/data.h"
+
 namespace fs = std::filesystem;
 
 namespace {
@@ -75,7 +77,6 @@ TEST(Cli, UsageErrorsExitTwoAndHelpExitsZero) {
   EXPECT_EQ(run("").code, 2);
   EXPECT_EQ(run("frobnicate").code, 2);
   EXPECT_EQ(run("analyze").code, 2);
-  EXPECT_EQ(run("train " + src + "/models/seed-v0.net --device tpu --data-dir /nonexistent").code, 2);
   Result h = run("--help");
   EXPECT_EQ(h.code, 0);
   EXPECT_NE(h.out.find("analyze"), std::string::npos);
@@ -97,4 +98,209 @@ TEST(Cli, DevicesAnswersWithOrWithoutAGpu) {
   EXPECT_TRUE(r.out.find("cuda:0") != std::string::npos ||
               r.out.find("no CUDA device") != std::string::npos)
       << r.out;
+}
+
+// --- everything checkable is checked before work starts ---
+
+namespace {
+
+// One line on stderr naming `what`, exit 2.
+void expect_refused(const Result& r, const std::string& what) {
+  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_NE(r.err.find(what), std::string::npos) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+}
+
+const std::string kSmallNet =
+    "input 28x28x1\nconv 4 3x3 relu\nmaxpool 2x2\nflatten\ndense 10 softmax\n";
+
+// A data directory of this process with a small MNIST look-alike (28×28, labels 0 to 9) and
+// a small model for it.
+class CliData : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string tmpl = (fs::temp_directory_path() / "splitconv-clidata-XXXXXX").string();
+    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
+    dir_ = tmpl;
+    fs::create_directories(dir_ + "/mnist");
+    write_set("train", 96);
+    write_set("t10k", 40);
+    model_ = write("small.net", kSmallNet);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  void write_set(const std::string& prefix, int64_t count) {
+    splitconv::ImageSet set;
+    set.count = count, set.h = 28, set.w = 28, set.c = 1;
+    for (int64_t i = 0; i < count * 784; ++i) set.pixels.push_back(uint8_t((i * 37) % 251));
+    for (int64_t i = 0; i < count; ++i) set.labels.push_back(uint8_t(i % 10));
+    splitconv::write_idx_images(dir_ + "/mnist/" + prefix + "-images-idx3-ubyte", set);
+    splitconv::write_idx_labels(dir_ + "/mnist/" + prefix + "-labels-idx1-ubyte", set.labels);
+  }
+  std::string write(const std::string& name, const std::string& text) {
+    std::ofstream(dir_ + "/" + name) << text;
+    return dir_ + "/" + name;
+  }
+  Result train(const std::string& model, const std::string& args) {
+    return run("train " + model + " --device cpu --threads 2 --data-dir " + dir_ + " " + args);
+  }
+
+  std::string dir_, model_;
+};
+
+}  // namespace
+
+TEST(CliChecks, BadDeviceIsRefusedForTheDeviceNotTheData) {
+  Result r = run("train " + src + "/models/seed-v0.net --device tpu --data-dir /nonexistent");
+  expect_refused(r, "--device: expected cpu, cuda or auto, got 'tpu'");
+  EXPECT_EQ(r.err.find("nonexistent"), std::string::npos) << r.err;
+}
+
+TEST(CliChecks, OptionValuesAreRefusedBeforeAnythingIsRead) {
+  // The data directory does not exist: each refusal must come from the option itself.
+  const std::string model = src + "/models/seed-v0.net --device cpu --data-dir /nonexistent ";
+  expect_refused(run("train " + model + "--lr nan"),
+                 "--lr nan: expected a finite, positive learning rate");
+  expect_refused(run("train " + model + "--lr inf"), "--lr inf: expected a finite, positive");
+  expect_refused(run("train " + model + "--lr 0"), "--lr 0: expected a finite, positive");
+  expect_refused(run("train " + model + "--lr -0.001"), "--lr -0.001: expected a finite, positive");
+  expect_refused(run("train " + model + "--batch 100000000"),
+                 "--batch 100000000: expected 1 to 65,536 images a step");
+  expect_refused(run("train " + model + "--batch 0"), "--batch 0: expected 1 to 65,536");
+  expect_refused(run("train " + model + "--threads 100000"),
+                 "--threads 100000: expected 1 to 1,024 (0: all cores)");
+  expect_refused(run("train " + model + "--threads -2"), "--threads -2: expected 1 to 1,024");
+  expect_refused(run("train " + model + "--epochs -1"), "--epochs -1: expected 0 or more");
+  expect_refused(run("train " + model + "--conv-impl fast"),
+                 "--conv-impl: expected auto, cudnn or own, got 'fast'");
+  Result limit = run("train " + model + "--limit -5");
+  expect_refused(limit, "--limit -5: expected a number of images, 0 or more (0: all)");
+  EXPECT_LT(limit.err.size(), 120u) << "a plain message: " << limit.err;
+  // The same options mean the same in every command that takes them.
+  expect_refused(run("compare " + model + "--lr nan"), "--lr nan");
+  expect_refused(run("compare " + model + "--seeds 0"), "--seeds 0: expected 1 to 1,000");
+  expect_refused(run("evaluate x.safetensors --device cpu --limit -5"),
+                 "--limit -5: expected a number of images");
+  expect_refused(run("evaluate x.safetensors --device cpu --batch 100000000"), "--batch 100000000");
+  expect_refused(run("predict x.safetensors --images x.idx --threads 100000"), "--threads 100000");
+}
+
+TEST(CliChecks, OutputPathsAreCheckedBeforeTheFirstStep) {
+  // Refused before the data is read, so before any training.
+  const std::string model = src + "/models/seed-v0.net --device cpu --data-dir /nonexistent ";
+  expect_refused(run("train " + model + "--save /nonexistent/dir/ck.safetensors"),
+                 "--save /nonexistent/dir/ck.safetensors: directory /nonexistent/dir:");
+  expect_refused(run("train " + model + "--json /nonexistent/dir/r.json"),
+                 "--json /nonexistent/dir/r.json");
+  expect_refused(run("compare " + model + "--json /nonexistent/dir/r.json"),
+                 "--json /nonexistent/dir/r.json");
+  expect_refused(run("train " + model + "--save " + fs::temp_directory_path().string()),
+                 "is a directory");
+  expect_refused(run("evaluate x.safetensors --json /nonexistent/dir/r.json"),
+                 "--json /nonexistent/dir/r.json");
+  expect_refused(run("analyze " + src + "/models/seed-v0.net --json /nonexistent/dir/r.json"),
+                 "--json /nonexistent/dir/r.json");
+  expect_refused(run("factorize " + src + "/models/seed-v0.net -o /nonexistent/dir/v1.net"),
+                 "--output /nonexistent/dir/v1.net");
+  expect_refused(run("bench sweep --device cpu --csv /nonexistent/dir/s.csv"),
+                 "--csv /nonexistent/dir/s.csv");
+}
+
+TEST(CliChecks, SizesPastTheLimitsAreOneLine) {
+  auto spec = scratch("huge.net");
+  std::ofstream(spec) << "input 3000000x3000000x1\nconv 64 3x3 relu\nflatten\ndense 10 softmax\n";
+  expect_refused(
+      run("analyze " + spec.string()),
+      spec.string() +
+          ":1: '3000000x3000000x1': 3000000 is over the limit of 1,000,000 per dimension");
+  std::ofstream(spec) << "input 100000x100000x1000\nconv 64 3x3 relu\nflatten\ndense 10 softmax\n";
+  expect_refused(run("analyze " + spec.string()),
+                 "input 100000x100000x1000 is 10,000,000,000,000 elements (36.4 TiB) per image, "
+                 "over the limit of 2,147,483,647 elements per tensor");
+  expect_refused(run("train " + spec.string() + " --device cpu --data-dir /nonexistent"),
+                 "input 100000x100000x1000 is 10,000,000,000,000 elements");
+}
+
+TEST_F(CliData, ModelInputMustMatchTheImages) {
+  auto net = write("rgb.net", "input 32x32x3\nconv 4 3x3 relu\nflatten\ndense 10 softmax\n");
+  expect_refused(train(net, ""),
+                 net + ": the model takes 32x32x3 images but the mnist train images are 28x28x1");
+  expect_refused(run("compare " + model_ + " " + net + " --device cpu --data-dir " + dir_),
+                 net + ": the model takes 32x32x3 images");
+}
+
+TEST_F(CliData, ClassesMustCoverTheLabels) {
+  auto net = write("seven.net", "input 28x28x1\nconv 4 3x3 relu\nflatten\ndense 7 softmax\n");
+  expect_refused(
+      train(net, ""),
+      net + ": the model has 7 classes (0 to 6) but the mnist train labels run to 9 (10 classes)");
+}
+
+TEST_F(CliData, APlanPastTheMemoryIsRefusedWithTheBytes) {
+  // Each tensor within the limits, terabytes in all: refused before anything is allocated.
+  std::string text = "input 28x28x1\nflatten\n";
+  for (int i = 0; i < 60; ++i) text += "dense 46340 relu\n";
+  text += "dense 10 softmax\n";
+  auto net = write("huge.net", text);
+  Result r = train(net, "");
+  expect_refused(r, net + ": the CPU engine needs ");
+  EXPECT_NE(r.err.find(" TiB at batch 32 with 2 threads (parameters, gradients and Adam state "),
+            std::string::npos)
+      << r.err;
+  EXPECT_NE(r.err.find(" available"), std::string::npos) << r.err;
+  // compare checks every model before the first trains.
+  Result c = run("compare " + model_ + " " + net + " --device cpu --threads 2 --data-dir " + dir_);
+  expect_refused(c, net + ": the CPU engine needs ");
+  EXPECT_EQ(c.out, "") << "nothing trained";
+  expect_refused(run("bench layers " + net + " --device cpu --threads 2"),
+                 net + ": the CPU engine needs ");
+}
+
+TEST_F(CliData, TrainsSavesAndEvaluatesWithLimit) {
+  const std::string ck = dir_ + "/ck.safetensors", json = dir_ + "/eval.json";
+  Result t = train(model_, "--epochs 1 --limit 64 --save " + ck);
+  ASSERT_EQ(t.code, 0) << t.err;
+  Result e =
+      run("evaluate " + ck + " --device cpu --data-dir " + dir_ + " --limit 10 --json " + json);
+  ASSERT_EQ(e.code, 0) << e.err;
+  std::ifstream in(json);
+  EXPECT_EQ(nlohmann::json::parse(in)["images"], 10);
+}
+
+TEST_F(CliData, ADivergingRunExitsOne) {
+  Result r = train(model_, "--epochs 1 --lr 1e30");
+  EXPECT_EQ(r.code, 1) << r.err;
+  EXPECT_NE(r.err.find("splitconv: error: training diverged: the loss is not finite"),
+            std::string::npos)
+      << r.err;
+}
+
+TEST_F(CliData, ASaveThatFailsMidRunExitsOneAndKeepsThePreviousCheckpoint) {
+  const std::string ck = dir_ + "/ck.safetensors";
+  ASSERT_EQ(train(model_, "--epochs 1 --limit 32 --save " + ck).code, 0);
+  std::ifstream first(ck, std::ios::binary);
+  const std::string before((std::istreambuf_iterator<char>(first)), {});
+  // The path passes the check before training (a file can be created there), but the writes
+  // of the save fail: a file size limit of 512 bytes, which binds root too.
+  const std::string cmd = "trap '' XFSZ; ulimit -f 1; " + std::string(SPLITCONV_BINARY) +
+                          " train " + model_ +
+                          " --device cpu --threads 2 --epochs 1 --limit 32 --data-dir " + dir_ +
+                          " --save " + ck + " 2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  ASSERT_NE(p, nullptr);
+  std::string out;
+  std::array<char, 4096> buf;
+  for (size_t n; (n = fread(buf.data(), 1, buf.size(), p)) > 0;) out.append(buf.data(), n);
+  const int status = pclose(p);
+  ASSERT_TRUE(WIFEXITED(status)) << out;
+  EXPECT_EQ(WEXITSTATUS(status), 1) << out;
+  EXPECT_NE(out.find("splitconv: error: " + ck + ": cannot write checkpoint: File too large"),
+            std::string::npos)
+      << out;
+  std::ifstream after(ck, std::ios::binary);
+  EXPECT_EQ(std::string((std::istreambuf_iterator<char>(after)), {}), before);
+  std::vector<std::string> names;
+  for (const auto& e : fs::directory_iterator(dir_)) names.push_back(e.path().filename().string());
+  std::sort(names.begin(), names.end());
+  EXPECT_EQ(names, (std::vector<std::string>{"ck.safetensors", "mnist", "small.net"}));
 }

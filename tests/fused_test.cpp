@@ -104,7 +104,7 @@ void lockstep(const Model& model, int batch, int64_t count, int steps, int threa
     ref.train_step(pixels.data(), labels.data(), order.data() + at, n, sp.lr_t, Hyper{}, &mr);
     emu.train_step(pixels.data(), labels.data(), order.data(), at, n, sp, &me);
     ref.gradient_magnitude(n, magnitude.data());
-    const auto d = grad_diff(model, emu.gradient, ref.gradient(), magnitude);
+    const auto d = grad_diff(model, emu.gradient, ref.gradients(), magnitude);
     EXPECT_LE(d.worst, kGradTolerance) << d.where << " at step " << t;
     worst = std::max(worst, d.worst);
     EXPECT_EQ(me.count, n);

@@ -294,6 +294,7 @@ TEST(SvdSplitError, BadInputIsAnInputError) {
   EXPECT_THROW(svd_split(m, params, split_opts("conv1", 4)), InputError);  // c·n1 = 3
   try {
     svd_split(m, params, split_opts("conv3", 500));
+    FAIL() << "no InputError for rank 500";
   } catch (const InputError& e) {
     EXPECT_NE(std::string(e.what()).find("out of range 1..192"), std::string::npos) << e.what();
   }

@@ -1,6 +1,8 @@
 // The trainer on the CPU backend: determinism, resume, divergence, real MNIST when present.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -97,14 +99,17 @@ TEST(Trainer, TwoEpochsEqualOneSavedResumedAndOneMore) {
   Trainer tb(b.model, *b.backend, options(1));
   tb.initialise();
   tb.run(b.train.count);
-  auto path = (std::filesystem::temp_directory_path() / "splitconv-resume.safetensors").string();
+  // A directory of this test's own: parallel test runs must not share the file.
+  std::string dir = (std::filesystem::temp_directory_path() / "splitconv-resume-XXXXXX").string();
+  ASSERT_NE(mkdtemp(dir.data()), nullptr);
+  auto path = dir + "/resume.safetensors";
   Checkpoint ck;
   ck.spec_text = format_spec(b.model.spec);
   ck.state = tb.state();
   save_checkpoint(path, b.model, ck);
 
   Checkpoint back = load_checkpoint(path);
-  std::filesystem::remove(path);
+  std::filesystem::remove_all(dir);
   Model model = model_of(back, path);
   Rig c;
   Trainer tc(model, *c.backend, options(2));

@@ -4,6 +4,8 @@
 #include <new>
 #include <vector>
 
+#include "splitconv/error.h"
+
 namespace splitconv::cpu {
 
 // 64-byte aligned storage. With AVX, Eigen's kernels take a different path for a buffer that
@@ -15,7 +17,14 @@ struct Aligned64 {
   Aligned64() = default;
   template <class U>
   Aligned64(const Aligned64<U>&) {}
-  T* allocate(size_t n) { return static_cast<T*>(::operator new(n * sizeof(T), std::align_val_t(64))); }
+  // A failed allocation says how many bytes it asked for (the command line exits 2).
+  T* allocate(size_t n) {
+    try {
+      return static_cast<T*>(::operator new(n * sizeof(T), std::align_val_t(64)));
+    } catch (const std::bad_alloc&) {
+      throw OutOfMemory(n * sizeof(T));
+    }
+  }
   void deallocate(T* p, size_t) { ::operator delete(p, std::align_val_t(64)); }
   template <class U>
   bool operator==(const Aligned64<U>&) const { return true; }

@@ -1,18 +1,37 @@
 // The CPU backend: the Backend interface over the CPU engine (cpu_engine.h), which runs the
 // step plan; this file holds the uploaded data, the epoch's order and the argument checks.
+#include <unistd.h>
+
 #include <algorithm>
+#include <fstream>
+#include <string>
 #include <thread>
 
 #include "cpu/cpu_engine.h"
 #include "cpu/cpu_ops.h"
 #include "splitconv/backend.h"
 #include "splitconv/error.h"
+#include "splitconv/format.h"
 #include "splitconv/tensor.h"
 
 namespace splitconv {
 namespace {
 
 using Floats = cpu::AlignedFloats;
+
+// Physical memory available to a new allocation: MemAvailable of /proc/meminfo where there is
+// one (free memory plus what the kernel can reclaim), else the free pages sysconf reports;
+// 0 when neither is known.
+int64_t available_memory() {
+  std::ifstream meminfo("/proc/meminfo");
+  std::string key;
+  int64_t kib = 0;
+  std::string unit;
+  while (meminfo >> key >> kib >> unit)
+    if (key == "MemAvailable:") return kib * 1024;
+  const long pages = sysconf(_SC_AVPHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+  return pages > 0 && page > 0 ? int64_t(pages) * page : 0;
+}
 
 struct Stored {  // an uploaded split: uint8 pixels, normalised when a batch is gathered
   int64_t count = 0;
@@ -23,6 +42,9 @@ struct Stored {  // an uploaded split: uint8 pixels, normalised when a batch is 
 class CpuBackend final : public Backend {
  public:
   explicit CpuBackend(const BackendOptions& opts) : opts_(opts) {
+    if (opts.threads < 0 || opts.threads > kMaxThreads)
+      throw InputError("threads " + std::to_string(opts.threads) + ": expected 1 to " +
+                       thousands(kMaxThreads) + " (0: all cores)");
     threads_ = opts.threads > 0 ? opts.threads : int(std::thread::hardware_concurrency());
     threads_ = std::max(threads_, 1);
   }
@@ -32,6 +54,7 @@ class CpuBackend final : public Backend {
   }
   std::vector<std::string> choices() const override { return choices_; }
 
+  void check_plan(const Model& model, int max_batch) const override;
   void plan(const Model& model, int max_batch) override;
   void upload(Split split, const ImageSet& set) override;
 
@@ -73,8 +96,21 @@ class CpuBackend final : public Backend {
   Metrics train_metrics_;
 };
 
+void CpuBackend::check_plan(const Model& model, int max_batch) const {
+  const cpu::CpuMemory need = cpu::CpuEngine::memory_needed(model, max_batch, threads_);
+  const int64_t have = available_memory();
+  if (have > 0 && need.total() > have)
+    throw InputError(model.spec.source + ": the CPU engine needs " + bytes_text(need.total()) +
+                     " at batch " + std::to_string(max_batch) + " with " +
+                     std::to_string(threads_) + (threads_ == 1 ? " thread" : " threads") +
+                     " (parameters, gradients and Adam state " + bytes_text(need.parameters) +
+                     ", activations " + bytes_text(need.activations) + ", workspace " +
+                     bytes_text(need.workspace) + "), " + bytes_text(have) + " available");
+}
+
 void CpuBackend::plan(const Model& model, int max_batch) {
   engine_.reset();  // the old engine's memory goes before the new one's is taken
+  check_plan(model, max_batch);
   engine_ = std::make_unique<cpu::CpuEngine>(model, max_batch, threads_);
   choices_.clear();
   if (opts_.verbose)

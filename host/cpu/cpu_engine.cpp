@@ -11,6 +11,58 @@
 
 namespace splitconv::cpu {
 
+namespace {
+
+int64_t sat_add(int64_t a, int64_t b) {
+  int64_t s = 0;
+  return __builtin_add_overflow(a, b, &s) ? INT64_MAX : s;
+}
+int64_t sat_mul(int64_t a, int64_t b) {
+  int64_t p = 0;
+  return __builtin_mul_overflow(a, b, &p) ? INT64_MAX : p;
+}
+
+// Floats of the im2col workspace: the largest any conv of the plan needs for one image.
+int64_t workspace_floats(const Model& model, const StepPlan& plan) {
+  int64_t workspace = 0;
+  for (const PlanOp& op : plan.forward)
+    if (op.kind == LayerKind::Conv)
+      workspace = std::max(workspace, conv_workspace(conv_geom(model.layers[size_t(op.layer)], 1)));
+  return workspace;
+}
+
+}  // namespace
+
+int64_t CpuMemory::total() const { return sat_add(sat_add(parameters, activations), workspace); }
+
+CpuMemory CpuEngine::memory_needed(const Model& model, int max_batch, int threads) {
+  const StepPlan plan = make_plan(model, max_batch);
+  threads = std::max(threads, 1);
+  const int64_t batch = plan.max_batch;
+  CpuMemory mem;
+  mem.parameters = sat_mul(sat_mul(model.param_floats, 3 + int64_t(threads)), sizeof(float));
+  for (const PlanBuffer& b : plan.buffers)
+    mem.activations = sat_add(mem.activations, b.floats(plan.max_batch) * int64_t(sizeof(float)) *
+                                                   (b.needs_grad ? 2 : 1));
+  for (const Shape& s : plan.argmax_shapes)
+    mem.activations = sat_add(mem.activations, batch * s.size() * int64_t(sizeof(int32_t)));
+  mem.activations = sat_add(mem.activations, batch);  // the labels
+  mem.workspace = sat_mul(sat_mul(workspace_floats(model, plan), threads), sizeof(float));
+  return mem;
+}
+
+CpuMemory CpuEngine::memory() const {
+  CpuMemory mem;
+  auto floats = [](const AlignedFloats& f) { return int64_t(f.size() * sizeof(float)); };
+  mem.parameters = floats(params) + floats(m) + floats(v);
+  for (const auto& g : grads_) mem.parameters += floats(g);
+  for (size_t i = 0; i < act_.size(); ++i) mem.activations += floats(act_[i]) + floats(grad_[i]);
+  for (const auto& a : argmax_) mem.activations += int64_t(a.size() * sizeof(int32_t));
+  mem.activations += int64_t(labels_.size());
+  for (const auto& w : workspace_) mem.workspace += floats(w);
+  return mem;
+}
+
 CpuEngine::CpuEngine(const Model& model, int max_batch, int threads)
     : model_(model), plan_(make_plan(model, max_batch)), threads_(std::max(threads, 1)) {
   const int batch = plan_.max_batch;
@@ -19,11 +71,7 @@ CpuEngine::CpuEngine(const Model& model, int max_batch, int threads)
     grad_.emplace_back(b.needs_grad ? size_t(b.floats(batch)) : 0);
   }
   for (const Shape& s : plan_.argmax_shapes) argmax_.emplace_back(size_t(batch) * size_t(s.size()));
-  int64_t workspace = 0;
-  for (const PlanOp& op : plan_.forward)
-    if (op.kind == LayerKind::Conv)
-      workspace = std::max(workspace, conv_workspace(conv_geom(model_.layers[size_t(op.layer)], 1)));
-  workspace_.assign(size_t(threads_), AlignedFloats(size_t(workspace)));
+  workspace_.assign(size_t(threads_), AlignedFloats(size_t(workspace_floats(model_, plan_))));
   const size_t floats = size_t(model.param_floats);
   params.assign(floats, 0.0f);
   m.assign(floats, 0.0f);

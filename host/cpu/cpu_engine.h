@@ -16,10 +16,23 @@
 
 namespace splitconv::cpu {
 
+// What a CpuEngine allocates, in bytes (docs/design.md, Engines).
+struct CpuMemory {
+  int64_t parameters = 0;   // parameters, Adam's m and v, one gradient buffer per thread
+  int64_t activations = 0;  // the plan's activation, gradient and arg-max buffers, the labels
+  int64_t workspace = 0;    // one im2col workspace per thread
+  int64_t total() const;    // saturates at INT64_MAX
+};
+
 class CpuEngine {
  public:
   // Plans and allocates everything for `model` at up to max_batch images a step.
   CpuEngine(const Model& model, int max_batch, int threads);
+
+  // What the constructor would allocate, computed from the plan without allocating.
+  static CpuMemory memory_needed(const Model& model, int max_batch, int threads);
+  // What this engine holds now, counted from its buffers (equals memory_needed).
+  CpuMemory memory() const;
 
   const Model& model() const { return model_; }
   const StepPlan& plan() const { return plan_; }
@@ -53,8 +66,12 @@ class CpuEngine {
                   float lr_t, const Hyper& h, Metrics* metrics);
 
   const float* logits(int lo) const;
-  // The last step's summed parameter gradient (valid after train_step or sum_gradients).
-  const AlignedFloats& gradient() const { return grads_[0]; }
+  // Read-only views for tests: a plan buffer's activations of image lo, a max-pool's arg-max
+  // (index into plan().argmax_shapes) and the gradient of `thread` (0: the sum after
+  // sum_gradients).
+  const float* activation(int buffer, int lo) const { return act(buffer, lo); }
+  const int32_t* argmax(int pool) const { return argmax_[size_t(pool)].data(); }
+  const AlignedFloats& gradients(int thread = 0) const { return grads_[size_t(thread)]; }
   // For each parameter of the last step of `count` images, a bound on the magnitudes its
   // gradient's terms and their rounding carry: Σ x̄·ḡ, the step rerun with |W| and magnitudes
   // (cpu_engine.cpp). A gradient summed in another order differs from this one by a small

@@ -44,8 +44,11 @@ struct BackendOptions {
   // cluster of that many.
   int fused_blocks = 0;
   bool verbose = false;            // record per-layer choices in choices()
-  int threads = 0;                 // CPU only: 0 = all cores
+  int threads = 0;                 // CPU only: 0 = all cores, at most kMaxThreads
 };
+
+// The most CPU threads a backend or benchmark starts (docs/design.md, Size limits).
+inline constexpr int kMaxThreads = 1024;
 
 class Backend {
  public:
@@ -53,6 +56,11 @@ class Backend {
   virtual std::string name() const = 0;         // "cpu" or "cuda"
   virtual std::string description() const = 0; // e.g. "CPU, 2 threads" or "NVIDIA H100 (sm_90)"
 
+  // Throws InputError, before anything is allocated, when `model` at `max_batch` images a
+  // step is past the size limits or cannot fit this device's memory: the message gives the
+  // bytes needed and available. plan() makes the same check; the command line calls this
+  // first for every model of a run. The default checks only the size limits.
+  virtual void check_plan(const Model& model, int max_batch) const;
   // Plans and allocates all memory for `model` with at most `max_batch` images a step.
   virtual void plan(const Model& model, int max_batch) = 0;
   // Copies a data split into backend memory (uint8, normalised when a batch is gathered).

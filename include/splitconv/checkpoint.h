@@ -16,7 +16,8 @@ struct Checkpoint {
   std::string dataset;     // what it was trained on, when known
 };
 
-// Writes to PATH.tmp and renames, so a crash never leaves half a file.
+// Writes through a temporary file of a unique name and a rename (splitconv/files.h), so a
+// crash never leaves half a file and a failed save leaves the previous checkpoint intact.
 void save_checkpoint(const std::string& path, const Model& model, const Checkpoint& ck);
 // Reads and checks every offset, dtype and shape against the spec in the file; a file that
 // lies throws InputError naming the file and the fault.

@@ -25,6 +25,18 @@ struct ParamSlot {
 
 inline constexpr int64_t kParamAlign = 64;  // 256-byte aligned tensors for the GPU libraries
 
+// Size limits (docs/design.md, Size limits). Every size is computed in 64-bit arithmetic and
+// checked against these before it is stored, so no count can overflow; a size past them is
+// an InputError naming the layer and the shapes.
+// Each of H, W, C of the input, filters, units, kernel and pool sides, strides:
+inline constexpr int64_t kMaxDim = 1'000'000;
+// Elements of one tensor: one image's activation (the flatten's length included), one
+// parameter tensor, and one buffer of a step (batch × one image's activation):
+inline constexpr int64_t kMaxTensor = 2'147'483'647;  // 2^31 − 1
+
+// a·b for a, b ≥ 0, or −1 when the product is past `limit` (or past int64).
+int64_t product_within(int64_t a, int64_t b, int64_t limit);
+
 struct Layer {
   LayerSpec spec;
   Shape in, out;
@@ -49,7 +61,8 @@ struct Model {
   int64_t max_activation() const;  // largest per-image activation, in floats
 };
 
-// Shape inference; throws InputError naming the layer and the shapes when one does not fit.
+// Shape inference; throws InputError naming the layer and the shapes when one does not fit
+// or a size is past the limits above.
 Model build_model(const Spec& spec);
 
 // Output size of one spatial dimension (docs/design.md, Numeric conventions): valid

@@ -46,9 +46,13 @@ struct StepPlan {
   const PlanOp* op_of(int layer) const;
 };
 
+// The largest batch a plan takes (docs/design.md, Size limits).
+inline constexpr int kMaxBatch = 65'536;
+
 // Checks what every engine needs (the last layer dense with softmax or no activation and
 // `classes` outputs; softmax nowhere else; conv and dense layers with weight and bias slots)
-// and builds the plan. Throws Error naming the layer otherwise.
+// and builds the plan. Throws Error naming the layer otherwise, and InputError when max_batch
+// is past kMaxBatch or a buffer of max_batch images is past kMaxTensor elements.
 StepPlan make_plan(const Model& model, int max_batch);
 
 }  // namespace splitconv

@@ -24,6 +24,7 @@ struct LayerSpec {
 struct Spec {
   std::string source;      // file name shown in messages
   int in_h = 0, in_w = 0, in_c = 0;
+  int input_line = 0;      // line of 'input', for messages
   std::vector<LayerSpec> layers;
 };
 

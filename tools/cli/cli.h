@@ -6,8 +6,11 @@
 
 #include "splitconv/analysis.h"
 #include "splitconv/format.h"
+#include "splitconv/backend.h"
 #include "splitconv/bench.h"
+#include "splitconv/files.h"
 #include "splitconv/model.h"
+#include "splitconv/plan.h"
 
 namespace splitconv::cli {
 
@@ -24,7 +27,8 @@ void add_evaluate(CLI::App& app);
 
 using splitconv::thousands;  // "93,322"
 std::string hwc(const Shape& s);
-// Writes a whole file through PATH.tmp and a rename: never a partial output file.
+// Writes a whole file through a temporary file and a rename (splitconv/files.h): never a
+// partial output file.
 void write_file_atomic(const std::string& path, const std::string& text);
 void write_json(const std::string& path, const nlohmann::json& j);
 // Progress lines go to stderr only on a terminal, or when forced.

@@ -92,7 +92,7 @@ void add_analyze(CLI::App& app) {
   cmd->add_option("MODEL", models, "model spec(s) (.net)")->required();
   cmd->add_option("--json", json_path, "write a JSON report");
   cmd->add_option("--rank", rank, "filters K of the n×1 layer (default m, the notebook's choice)")
-      ->check(CLI::PositiveNumber);
+      ->check(CLI::Range(1, int(kMaxDim)));
   cmd->add_option("--rule", rule,
                   "params: the parameter rules only; measured: also time each splittable conv "
                   "and its pair (forward + backward) on --device at --batch, and show the "
@@ -101,7 +101,7 @@ void add_analyze(CLI::App& app) {
   auto* dev = cmd->add_option("--device", device, "with --rule measured: cpu, cuda or auto")
                   ->capture_default_str();
   auto* bat = cmd->add_option("--batch", batch, "with --rule measured: the training batch size")
-                  ->capture_default_str()->check(CLI::PositiveNumber);
+                  ->capture_default_str()->check(CLI::Range(1, kMaxBatch));
   auto* run = cmd->add_option("--runs", runs, "with --rule measured: timed samples at most")
                   ->check(CLI::PositiveNumber);
   cmd->callback([dev, bat, run] {
@@ -110,6 +110,7 @@ void add_analyze(CLI::App& app) {
     const bool measured = rule == "measured";
     if (!measured && (dev->count() || bat->count() || run->count()))
       throw InputError("--device, --batch and --runs need --rule measured");
+    if (!json_path.empty()) check_writable(json_path, "--json");
     const std::string where = measured ? bench_device(device) : "";
     nlohmann::json reports = nlohmann::json::array();
     for (size_t i = 0; i < models.size(); ++i) {

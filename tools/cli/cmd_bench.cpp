@@ -48,18 +48,22 @@ void add_conv(CLI::App* bench) {
   cmd->add_option("--c", a.c, "input channels")->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_option("--m", a.m, "filters")->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_option("--size", a.size, "input map HxW")->capture_default_str();
-  cmd->add_option("--batch", a.batch, "images")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--batch", a.batch, "images")
+      ->capture_default_str()
+      ->check(CLI::Range(1, kMaxBatch));
   cmd->add_option("--padding", a.padding, "valid or same")->capture_default_str();
-  cmd->add_option("--rank", a.rank, "filters K of the n×1 layer (default m)")->check(CLI::PositiveNumber);
+  cmd->add_option("--rank", a.rank, "filters K of the n×1 layer (default m)")
+      ->check(CLI::Range(1, int(kMaxDim)));
   cmd->add_option("--device", a.device, "cpu, cuda or auto (cuda when there is a device)")
       ->capture_default_str();
   cmd->add_option("--runs", a.runs, "timed samples at most, the median reported (default: cpu 7, cuda 20)")
       ->check(CLI::PositiveNumber);
   cmd->add_option("--threads", a.threads, "CPU threads splitting the batch (default: all cores)")
-      ->check(CLI::PositiveNumber);
+      ->check(CLI::Range(1, kMaxThreads));
   cmd->add_flag("--tf32", a.tf32, "CUDA: allow TF32 math (and cuDNN's Winograd/FFT algorithms)");
   cmd->add_option("--json", a.json_path, "write a JSON report");
   cmd->callback([] {
+    if (!a.json_path.empty()) check_writable(a.json_path, "--json");
     bench::ConvCase s;
     s.kh = s.kw = a.n;
     s.c = a.c, s.m = a.m, s.rank = a.rank, s.batch = a.batch;

@@ -64,6 +64,8 @@ void run_sweep(const SweepArgs& a) {
   const std::vector<bench::ConvCase> cases = bench::sweep_grid(grid, parse_padding(a.padding));
   if (!a.plot_path.empty() && !a.plot_path.ends_with(".png"))
     throw InputError("--plot: expected a .png file, got '" + a.plot_path + "'");
+  if (!a.csv_path.empty()) check_writable(a.csv_path, "--csv");
+  if (!a.plot_path.empty()) check_writable(a.plot_path, "--plot");
   bench::TimingOptions o = bench::default_timing(device);
   // A sweep measures many shapes: fewer samples than bench conv, each within a tighter budget.
   o.runs = a.runs > 0 ? a.runs : (device == "cuda" ? 10 : 5);
@@ -142,7 +144,8 @@ void add_bench_sweep(CLI::App* bench) {
                   "python3-matplotlib)");
   cmd->add_option("--runs", a.runs, "timed samples per measurement at most (default: cpu 5, cuda 10)")
       ->check(CLI::PositiveNumber);
-  cmd->add_option("--threads", a.threads, "CPU threads (default: all cores)")->check(CLI::PositiveNumber);
+  cmd->add_option("--threads", a.threads, "CPU threads (default: all cores)")
+      ->check(CLI::Range(1, kMaxThreads));
   cmd->add_option("--time-limit", a.time_limit, "start no new shape after this many seconds")
       ->check(CLI::PositiveNumber);
   cmd->add_flag("--progress", a.progress, "progress on stderr even when it is not a terminal");
@@ -159,14 +162,19 @@ void add_bench_layers(CLI::App* bench) {
   cmd->add_option("MODEL", model_path, "model spec (.net)")->required();
   cmd->add_option("--device", device, "cpu, cuda or auto")->capture_default_str();
   cmd->add_option("--batch", batch, "images a step (the training batch)")->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(CLI::Range(1, kMaxBatch));
   cmd->add_option("--runs", runs, "timed samples at most (the median is reported)")
       ->check(CLI::PositiveNumber);
-  cmd->add_option("--threads", threads, "CPU threads (default: all cores)")->check(CLI::PositiveNumber);
+  cmd->add_option("--threads", threads, "CPU threads (default: all cores)")
+      ->check(CLI::Range(1, kMaxThreads));
   cmd->add_option("--json", json_path, "write a JSON report");
   cmd->callback([] {
+    if (!json_path.empty()) check_writable(json_path, "--json");
     const Model model = build_model(load_spec(model_path));
     const std::string dev = bench_device(device);
+    BackendOptions bo;
+    bo.threads = threads;
+    make_backend(dev, bo)->check_plan(model, batch);  // the memory, before anything is allocated
     bench::TimingOptions o = bench::default_timing(dev);
     if (runs > 0) o.runs = runs;
     o.threads = threads;

@@ -2,6 +2,8 @@
 #include <cmath>
 #include <cstdio>
 
+#include "splitconv/error.h"
+#include "splitconv/files.h"
 #include "splitconv/spec.h"
 #include "train_common.h"
 
@@ -31,11 +33,23 @@ void add_compare(CLI::App& app) {
   add_run_options(cmd, o, true);
   cmd->add_option("--seeds", seeds, "train each model with K seeds (seed, seed+1, ...) and "
                                     "report mean ± std")
-      ->check(CLI::PositiveNumber);
+      ->capture_default_str();
   cmd->callback([] {
+    // Everything checkable before the first model trains (docs/design.md, Errors).
+    check_run_options(o, true);
+    if (seeds < 1 || seeds > 1000)
+      throw InputError("--seeds " + std::to_string(seeds) + ": expected 1 to 1,000");
+    if (!o.json_path.empty()) check_writable(o.json_path, "--json");
     std::vector<Model> models;
     for (const auto& p : paths) models.push_back(build_model(load_spec(p)));
+    std::vector<const Model*> all;
+    for (const auto& m : models) all.push_back(&m);
+    check_plans(all, o);
     Dataset data = load_dataset(o.dataset, resolve_data_dir(o.data_dir));
+    for (size_t i = 0; i < models.size(); ++i) {
+      check_model_data(models[i], paths[i], data.train, o.dataset + " train");
+      check_model_data(models[i], paths[i], data.test, o.dataset + " test");
+    }
     nlohmann::json j = {{"dataset", o.dataset}, {"seeds", seeds}, {"models", nlohmann::json::array()}};
     std::vector<std::vector<double>> acc(models.size()), secs(models.size()), ips(models.size());
     std::string device;

@@ -155,13 +155,13 @@ void add_factorize(CLI::App& app) {
   auto* dev = cmd->add_option("--device", a.device, "with --rule measured: cpu, cuda or auto")
                   ->capture_default_str();
   auto* bat = cmd->add_option("--batch", a.batch, "with --rule measured: the training batch size")
-                  ->capture_default_str()->check(CLI::PositiveNumber);
+                  ->capture_default_str()->check(CLI::Range(1, kMaxBatch));
   auto* run = cmd->add_option("--runs", a.runs, "with --rule measured: timed samples at most")
                   ->check(CLI::PositiveNumber);
   auto* rank = cmd->add_option("--rank", a.rank,
                                "filters K of the n×1 layer (default m; with --checkpoint at most "
                                "min(c·n1, n2·m), the default when smaller than m)")
-                   ->check(CLI::PositiveNumber);
+                   ->check(CLI::Range(1, int(kMaxDim)));
   cmd->add_option_function<double>(
          "--energy", [](double f) { a.energy = f, a.energy_given = true; },
          "with --checkpoint: per layer the smallest K keeping this fraction of Σσ²")
@@ -182,6 +182,8 @@ void add_factorize(CLI::App& app) {
       throw InputError("--device, --batch and --runs need --rule measured");
     if (a.mid != "relu" && a.mid != "none")
       throw InputError("--mid: expected relu or none, got '" + a.mid + "'");
+    if (!a.out_path.empty()) check_writable(a.out_path, "--output");
+    if (!a.json_path.empty()) check_writable(a.json_path, "--json");
     if (a.ck_path.empty()) spec_only(a);
     else from_checkpoint(a);
   });

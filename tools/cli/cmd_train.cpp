@@ -3,6 +3,7 @@
 
 #include "splitconv/checkpoint.h"
 #include "splitconv/error.h"
+#include "splitconv/files.h"
 #include "splitconv/spec.h"
 #include "train_common.h"
 
@@ -19,6 +20,10 @@ void add_train(CLI::App& app) {
   cmd->add_option("--init", init_path, "fine-tune from a checkpoint's weights (fresh optimizer)")
       ->excludes(resume);
   cmd->callback([] {
+    // Everything checkable before the first step (docs/design.md, Errors).
+    check_run_options(o, true);
+    if (!save_path.empty()) check_writable(save_path, "--save");
+    if (!o.json_path.empty()) check_writable(o.json_path, "--json");
     Model model;
     TrainState start;
     const TrainState* from = nullptr;
@@ -42,7 +47,10 @@ void add_train(CLI::App& app) {
       if (model_path.empty()) throw InputError("train: a MODEL (or --resume/--init CK) is needed");
       model = build_model(load_spec(model_path));
     }
+    check_plans({&model}, o);
     Dataset data = load_dataset(o.dataset, resolve_data_dir(o.data_dir));
+    check_model_data(model, model.spec.source, data.train, o.dataset + " train");
+    check_model_data(model, model.spec.source, data.test, o.dataset + " test");
     // With --save, a checkpoint after every epoch: a crash loses at most the epoch in flight.
     auto save = [&](const TrainState& state) {
       Checkpoint ck;

@@ -1,6 +1,11 @@
 #include "train_common.h"
 
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
+
+#include "splitconv/error.h"
+#include "splitconv/plan.h"
 
 namespace splitconv::cli {
 
@@ -27,15 +32,66 @@ void add_run_options(CLI::App* cmd, RunOptions& o, bool training) {
                 "same card (deterministic cuDNN algorithms only, conv implementation fixed instead "
                 "of timed, fixed-order reductions; may be slower). The CPU is always "
                 "reproducible for a given --threads");
-  cmd->add_option("--threads", o.backend.threads, "CPU threads (default all cores)");
+  cmd->add_option("--threads", o.backend.threads,
+                  "CPU threads, 1 to " + thousands(kMaxThreads) + " (default 0: all cores)");
   cmd->add_flag("--verbose", o.backend.verbose, "print the per-layer implementation choices");
   cmd->add_flag("--progress", o.progress, "progress on stderr even when it is not a terminal");
-  cmd->add_option("--batch", o.train.batch, "batch size")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--batch", o.train.batch,
+                  "images a step, 1 to " + thousands(kMaxBatch))->capture_default_str();
+  cmd->add_option("--limit", o.limit,
+                  training ? "train on the first N training images only (0: all)"
+                           : "evaluate the first N test images only (0: all)");
   if (!training) return;
-  cmd->add_option("--epochs", o.train.epochs, "epochs")->capture_default_str()->check(CLI::NonNegativeNumber);
-  cmd->add_option("--lr", o.train.hyper.lr, "Adam learning rate")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--epochs", o.train.epochs, "epochs (0 or more)")->capture_default_str();
+  cmd->add_option("--lr", o.train.hyper.lr, "Adam learning rate (finite, positive)")
+      ->capture_default_str();
   cmd->add_option("--seed", o.train.seed, "seed of the initial weights and the batch order")->capture_default_str();
-  cmd->add_option("--limit", o.limit, "train on the first N training images only")->check(CLI::NonNegativeNumber);
+}
+
+void check_run_options(const RunOptions& o, bool training) {
+  if (o.device != "cpu" && o.device != "cuda" && o.device != "auto")
+    throw InputError("--device: expected cpu, cuda or auto, got '" + o.device + "'");
+  const std::string& impl = o.backend.conv_impl;
+  if (impl != "auto" && impl != "cudnn" && impl != "own")
+    throw InputError("--conv-impl: expected auto, cudnn or own, got '" + impl + "'");
+  if (o.train.batch < 1 || o.train.batch > kMaxBatch)
+    throw InputError("--batch " + std::to_string(o.train.batch) + ": expected 1 to " +
+                     thousands(kMaxBatch) + " images a step");
+  if (o.backend.threads < 0 || o.backend.threads > kMaxThreads)
+    throw InputError("--threads " + std::to_string(o.backend.threads) + ": expected 1 to " +
+                     thousands(kMaxThreads) + " (0: all cores)");
+  if (o.limit < 0)
+    throw InputError("--limit " + std::to_string(o.limit) +
+                     ": expected a number of images, 0 or more (0: all)");
+  if (!training) return;
+  if (o.train.epochs < 0)
+    throw InputError("--epochs " + std::to_string(o.train.epochs) + ": expected 0 or more");
+  const float lr = o.train.hyper.lr;
+  if (!std::isfinite(lr) || lr <= 0) {
+    char text[64];
+    std::snprintf(text, sizeof text, "%g", double(lr));
+    throw InputError(std::string("--lr ") + text + ": expected a finite, positive learning rate");
+  }
+}
+
+void check_model_data(const Model& model, const std::string& label, const ImageSet& set,
+                      const std::string& what) {
+  const Shape images{set.h, set.w, set.c};
+  if (!(images == model.input))
+    throw InputError(label + ": the model takes " + hwc(model.input) + " images but the " + what +
+                     " images are " + hwc(images));
+  int top = -1;
+  for (uint8_t l : set.labels) top = std::max(top, int(l));
+  if (top >= model.classes)
+    throw InputError(label + ": the model has " + std::to_string(model.classes) +
+                     " classes (0 to " + std::to_string(model.classes - 1) + ") but the " + what +
+                     " labels run to " + std::to_string(top) + " (" + std::to_string(top + 1) +
+                     " classes)");
+}
+
+void check_plans(const std::vector<const Model*>& models, const RunOptions& o) {
+  auto backend = make_backend(o.device, o.backend);
+  for (const Model* m : models) backend->check_plan(*m, o.train.batch);
 }
 
 static void show_progress(const std::string& label, const Progress& p) {
@@ -56,7 +112,7 @@ RunResult train_model(const Model& model, const Dataset& data, const RunOptions&
                       const std::function<void(const TrainState&)>& after_epoch) {
   auto backend = make_backend(o.device, o.backend);
   backend->plan(model, o.train.batch);
-  ImageSet train = data.train.head(o.limit);
+  const ImageSet train = data.train.head(o.limit);
   backend->upload(Split::Train, train);
   backend->upload(Split::Test, data.test);
   Trainer trainer(model, *backend, o.train);

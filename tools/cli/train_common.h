@@ -21,6 +21,19 @@ struct RunOptions {
 
 void add_run_options(CLI::App* cmd, RunOptions& o, bool training);
 
+// Everything checkable is checked before work starts (docs/design.md, Errors); each throws
+// InputError with one line naming the option or file and the fault.
+// Option values: --device, --conv-impl, --batch, --threads, --limit, and with `training`
+// --epochs and --lr (finite and positive).
+void check_run_options(const RunOptions& o, bool training);
+// The model against one split of the data: input H×W×C, and the classes against the
+// labels' range (both shapes, both counts named).
+void check_model_data(const Model& model, const std::string& label, const ImageSet& set,
+                      const std::string& what);
+// Each model planned at --batch fits the size limits and the device's memory, before any
+// of them allocates (backend check_plan).
+void check_plans(const std::vector<const Model*>& models, const RunOptions& o);
+
 struct RunResult {
   TrainReport report;
   std::string device, description;

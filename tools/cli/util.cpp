@@ -6,6 +6,7 @@
 
 #include "cli.h"
 #include "splitconv/error.h"
+#include "splitconv/files.h"
 
 namespace splitconv::cli {
 
@@ -14,24 +15,7 @@ std::string hwc(const Shape& s) {
 }
 
 void write_file_atomic(const std::string& path, const std::string& text) {
-  std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) throw InputError(path + ": cannot write");
-    out << text;
-    out.flush();
-    if (!out) {
-      out.close();
-      std::remove(tmp.c_str());
-      throw Error(path + ": write failed");
-    }
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) {
-    std::remove(tmp.c_str());
-    throw Error(path + ": cannot rename: " + ec.message());
-  }
+  splitconv::write_file_atomic(path, {{text.data(), text.size()}});
 }
 
 void write_json(const std::string& path, const nlohmann::json& j) {
