@@ -13,6 +13,7 @@ Trainer::Trainer(const Model& model, Backend& backend, TrainOptions opts)
     : model_(model), backend_(backend), opts_(opts) {
   if (opts_.batch <= 0) throw InputError("--batch must be positive");
   if (opts_.epochs < 0) throw InputError("--epochs must not be negative");
+  check_schedule(opts_.schedule);
 }
 
 void Trainer::initialise() {
@@ -58,61 +59,100 @@ TrainReport Trainer::run(int64_t train_count,
   TrainReport report;
   if (train_count <= 0) throw InputError("no training images");
   const int64_t steps = (train_count + opts_.batch - 1) / opts_.batch;  // last partial kept
+  const int64_t run_steps = steps * opts_.epochs;  // the schedule's length, from epoch 0
   const int64_t total_steps = steps * (opts_.epochs - epoch_);
   int64_t done_steps = 0;
   double train_seconds = 0;
   auto start_all = clock::now();
+  auto since_start = [&] { return std::chrono::duration<double>(clock::now() - start_all).count(); };
+  TargetReport& target = report.target;
+  target.asked = opts_.target_accuracy > 0;
+  // One test evaluation for the target; true when it is reached.
+  auto reached = [&](double accuracy) {
+    ++target.evaluations;
+    target.accuracy = accuracy;
+    target.steps = step_;
+    target.seconds = since_start();
+    target.reached = accuracy >= opts_.target_accuracy;
+    return target.reached;
+  };
   // Progress every ~2% of an epoch: enough for a live line, rare enough not to stall a GPU.
   const int64_t every = std::max<int64_t>(1, steps / 50);
-  while (epoch_ < opts_.epochs) {
-    auto order = epoch_order(train_count, opts_.seed, epoch_);
-    backend_.set_order(order);
+  std::vector<int32_t> in_order;
+  while (epoch_ < opts_.epochs && !target.reached) {
+    if (opts_.shuffle) {
+      backend_.set_order(epoch_order(train_count, opts_.seed, epoch_));
+    } else {
+      if (in_order.empty()) {
+        in_order.resize(size_t(train_count));
+        for (int64_t i = 0; i < train_count; ++i) in_order[size_t(i)] = int32_t(i);
+      }
+      backend_.set_order(in_order);
+    }
     backend_.reset_train_metrics();
     auto t0 = clock::now();
-    for (int64_t s = 0; s < steps; ++s) {
+    double eval_seconds = 0;  // inside this epoch, for the target (not training time)
+    int64_t s = 0;
+    for (; s < steps; ++s) {
       int64_t begin = s * opts_.batch;
       int count = int(std::min<int64_t>(opts_.batch, train_count - begin));
-      backend_.train_step(begin, count, ++step_, opts_.hyper);
+      Hyper h = opts_.hyper;
+      h.lr = float(scheduled_lr(opts_.schedule, opts_.hyper.lr, step_ + 1, run_steps));
+      backend_.train_step(begin, count, ++step_, h);
       ++done_steps;
+      if (target.asked && opts_.eval_every > 0 && step_ % opts_.eval_every == 0 && s + 1 < steps) {
+        auto e0 = clock::now();
+        const bool hit = reached(backend_.evaluate(Split::Test).accuracy());
+        eval_seconds += std::chrono::duration<double>(clock::now() - e0).count();
+        if (hit) {
+          ++s;
+          break;
+        }
+      }
       if (progress && ((s + 1) % every == 0) && s + 1 < steps) {
         Progress p;
         p.epoch = epoch_ + 1, p.epochs = opts_.epochs, p.step = s + 1, p.steps = steps;
         p.running = backend_.train_metrics();
-        p.seconds = std::chrono::duration<double>(clock::now() - t0).count();
-        double per_step = std::chrono::duration<double>(clock::now() - start_all).count() /
-                          double(done_steps);
+        p.seconds = std::chrono::duration<double>(clock::now() - t0).count() - eval_seconds;
+        double per_step = since_start() / double(done_steps);
         p.eta_seconds = per_step * double(total_steps - done_steps);
         p.images_per_second = double(p.running.count) / std::max(p.seconds, 1e-9);
         progress(p);
       }
     }
+    const bool whole = s == steps;  // false: stopped inside the epoch at the target
     Metrics m = backend_.train_metrics();  // synchronises with the device
-    double seconds = std::chrono::duration<double>(clock::now() - t0).count();
+    double seconds = std::chrono::duration<double>(clock::now() - t0).count() - eval_seconds;
     if (!std::isfinite(m.loss_sum))
       throw Error("training diverged: the loss is not finite in epoch " +
                   std::to_string(epoch_ + 1) + " (by step " + std::to_string(step_) + ")");
     train_seconds += seconds;
-    report.images += train_count;
-    report.steps += steps;
-    ++epoch_;  // done: a state taken from here on (a checkpoint) resumes at the next epoch
-    Metrics test = backend_.evaluate(Split::Test);
+    report.images += m.count;
+    report.steps += s;
+    if (whole) ++epoch_;  // done: a state taken from here on (a checkpoint) resumes at the next
     EpochReport e;
-    e.epoch = epoch_;
+    e.epoch = epoch_ + (whole ? 0 : 1);
     e.loss = m.loss();
     e.train_accuracy = m.accuracy();
-    e.test_accuracy = test.accuracy();
-    e.test_loss = test.loss();
+    if (whole) {
+      Metrics test = backend_.evaluate(Split::Test);
+      e.test_accuracy = test.accuracy();
+      e.test_loss = test.loss();
+      if (target.asked) reached(e.test_accuracy);
+    } else {
+      e.test_accuracy = target.accuracy;  // the evaluation that stopped it
+      e.test_loss = NAN;
+    }
     e.seconds = seconds;
     report.epochs.push_back(e);
     if (progress) {
       Progress p;
-      p.epoch = epoch_, p.epochs = opts_.epochs, p.step = steps, p.steps = steps;
+      p.epoch = e.epoch, p.epochs = opts_.epochs, p.step = s, p.steps = steps;
       p.running = m;
       p.seconds = seconds;
-      p.images_per_second = double(train_count) / std::max(seconds, 1e-9);
-      double per_step = std::chrono::duration<double>(clock::now() - start_all).count() /
-                        double(std::max<int64_t>(done_steps, 1));
-      p.eta_seconds = per_step * double(total_steps - done_steps);
+      p.images_per_second = double(m.count) / std::max(seconds, 1e-9);
+      double per_step = since_start() / double(std::max<int64_t>(done_steps, 1));
+      p.eta_seconds = target.reached ? 0 : per_step * double(total_steps - done_steps);
       p.epoch_done = true;
       p.report = e;
       progress(p);

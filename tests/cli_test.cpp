@@ -167,6 +167,9 @@ TEST(CliChecks, OptionValuesAreRefusedBeforeAnythingIsRead) {
   expect_refused(run("train " + model + "--batch 100000000"),
                  "--batch 100000000: expected 1 to 65,536 images a step");
   expect_refused(run("train " + model + "--batch 0"), "--batch 0: expected 1 to 65,536");
+  expect_refused(run("train " + model + "--engine turbo"),
+                 "--engine: expected graph, fused or auto, got 'turbo'");
+  expect_refused(run("train " + model + "--fused-blocks 9"), "--fused-blocks");
   expect_refused(run("train " + model + "--threads 100000"),
                  "--threads 100000: expected 1 to 1,024 (0: all cores)");
   expect_refused(run("train " + model + "--threads -2"), "--threads -2: expected 1 to 1,024");

@@ -8,14 +8,31 @@
 
 #include "splitconv/backend.h"
 #include "splitconv/model.h"
+#include "splitconv/schedule.h"
 
 namespace splitconv {
 
 struct TrainOptions {
   int epochs = 5;
   int batch = 32;
-  Hyper hyper;
+  Hyper hyper;                // hyper.lr is the base (peak) rate of the schedule
+  Schedule schedule;
+  bool shuffle = true;        // a new order every epoch (false: the data's own order)
   uint64_t seed = 0;
+  // Stop as soon as the test accuracy reaches this (0: train every epoch), evaluating the test
+  // set every eval_every steps (0: at the end of each epoch only) and at every epoch's end.
+  double target_accuracy = 0;
+  int64_t eval_every = 0;
+};
+
+// Time to a target accuracy: from the first step until the evaluation that reached it was
+// known, evaluations included.
+struct TargetReport {
+  bool asked = false, reached = false;
+  int64_t steps = 0;        // Adam steps when it was reached (or run, when not)
+  double seconds = 0;       // wall time from the first step, evaluations included
+  double accuracy = 0;      // at that evaluation (or the last one)
+  int evaluations = 0;
 };
 
 struct EpochReport {
@@ -27,6 +44,7 @@ struct TrainReport {
   std::vector<EpochReport> epochs;
   double test_accuracy = 0, train_seconds = 0, images_per_second = 0;
   int64_t steps = 0, images = 0;
+  TargetReport target;
 };
 
 // Optimizer state that a resumable checkpoint carries.

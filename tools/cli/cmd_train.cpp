@@ -65,6 +65,17 @@ void add_train(CLI::App& app) {
     std::printf("%s on %s (%s): test accuracy %.4f, %.1f s, %.0f images/s\n",
                 model.spec.source.c_str(), o.dataset.c_str(), r.description.c_str(),
                 r.report.test_accuracy, r.report.train_seconds, r.report.images_per_second);
+    if (r.report.target.asked) {
+      const TargetReport& tr = r.report.target;
+      if (tr.reached)
+        std::printf("target %.4f reached: %.4f after %lld steps, %.3f s from the first step "
+                    "(%d evaluations included; set-up %.2f s before it)\n",
+                    o.train.target_accuracy, tr.accuracy, (long long)tr.steps, tr.seconds,
+                    tr.evaluations, r.setup_seconds);
+      else
+        std::printf("target %.4f not reached: %.4f at the end, %lld steps, %.3f s\n",
+                    o.train.target_accuracy, tr.accuracy, (long long)tr.steps, tr.seconds);
+    }
     if (!save_path.empty() && r.report.epochs.empty()) save(r.state);  // --epochs 0: still save
     if (!o.json_path.empty()) {
       nlohmann::json j = {{"model", model.spec.source},
@@ -83,7 +94,10 @@ void add_train(CLI::App& app) {
                           {"test_accuracy", r.report.test_accuracy},
                           {"train_seconds", r.report.train_seconds},
                           {"images_per_second", r.report.images_per_second},
-                          {"conv_impl", r.choices}};
+                          {"conv_impl", r.choices},
+                          {"optimizer", optimizer_json(o.train)},
+                          {"setup_seconds", r.setup_seconds},
+                          {"target", target_json(o.train, r.report)}};
       write_json(o.json_path, j);
     }
   });

@@ -1,6 +1,7 @@
 #include "train_common.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 
@@ -25,7 +26,7 @@ void add_run_options(CLI::App* cmd, RunOptions& o, bool training) {
                   "CUDA, fused engine: thread blocks per image — 0 chooses (a cluster on Hopper "
                   "and later when the batch leaves SMs idle), 1 one block, 2-8 a cluster")
       ->capture_default_str()
-      ->check(CLI::Range(0, 8));
+      ->check(CLI::Range(0, 8));  // CLI11's range check: exit 2 like every bad option
   cmd->add_flag("--tf32", o.backend.tf32, "CUDA: allow TF32 tensor-core math (default fp32)");
   cmd->add_flag("--deterministic", o.backend.deterministic,
                 "CUDA: reproducible training — the same seed gives bitwise the same weights on the "
@@ -46,6 +47,38 @@ void add_run_options(CLI::App* cmd, RunOptions& o, bool training) {
   cmd->add_option("--lr", o.train.hyper.lr, "Adam learning rate (finite, positive)")
       ->capture_default_str();
   cmd->add_option("--seed", o.train.seed, "seed of the initial weights and the batch order")->capture_default_str();
+  Schedule& sc = o.train.schedule;
+  cmd->add_option("--lr-schedule", sc.kind,
+                  "constant, onecycle (PyTorch's OneCycleLR: --lr is the peak) or warmup-cosine")
+      ->capture_default_str();
+  cmd->add_option("--warmup", sc.warmup,
+                  "onecycle / warmup-cosine: the fraction of the run's steps spent warming up")
+      ->capture_default_str();
+  cmd->add_option("--anneal", sc.anneal, "onecycle: cos or linear")->capture_default_str();
+  cmd->add_option("--div-factor", sc.div_factor, "onecycle: the first rate is lr / this")
+      ->capture_default_str();
+  cmd->add_option("--final-div-factor", sc.final_div_factor,
+                  "onecycle: the last rate is lr / (div-factor · this)")
+      ->capture_default_str();
+  cmd->add_option("--final-fraction", sc.final_fraction,
+                  "warmup-cosine: the last rate as a fraction of lr")
+      ->capture_default_str();
+  cmd->add_option("--beta1", o.train.hyper.beta1, "Adam's β1")->capture_default_str();
+  cmd->add_option("--beta2", o.train.hyper.beta2, "Adam's β2")->capture_default_str();
+  cmd->add_option("--eps", o.train.hyper.eps, "Adam's ε (Keras's form: added to √v)")
+      ->capture_default_str();
+  static std::string shuffle = "epoch";
+  cmd->add_option("--shuffle", shuffle, "epoch (a new order every epoch) or none")
+      ->capture_default_str()
+      ->each([&o](const std::string& v) { o.train.shuffle = v != "none"; })
+      ->check(CLI::IsMember({"epoch", "none"}));
+  cmd->add_option("--target-accuracy", o.train.target_accuracy,
+                  "stop as soon as the test accuracy reaches this (0 to 1); the report gives "
+                  "the time and steps to it");
+  cmd->add_option("--eval-every", o.train.eval_every,
+                  "with --target-accuracy: evaluate the test set every N steps (0: at each "
+                  "epoch's end only)")
+      ->capture_default_str();
 }
 
 void check_run_options(const RunOptions& o, bool training) {
@@ -54,6 +87,9 @@ void check_run_options(const RunOptions& o, bool training) {
   const std::string& impl = o.backend.conv_impl;
   if (impl != "auto" && impl != "cudnn" && impl != "own")
     throw InputError("--conv-impl: expected auto, cudnn or own, got '" + impl + "'");
+  const std::string& engine = o.backend.engine;
+  if (engine != "graph" && engine != "fused" && engine != "auto")
+    throw InputError("--engine: expected graph, fused or auto, got '" + engine + "'");
   if (o.train.batch < 1 || o.train.batch > kMaxBatch)
     throw InputError("--batch " + std::to_string(o.train.batch) + ": expected 1 to " +
                      thousands(kMaxBatch) + " images a step");
@@ -64,6 +100,14 @@ void check_run_options(const RunOptions& o, bool training) {
     throw InputError("--limit " + std::to_string(o.limit) +
                      ": expected a number of images, 0 or more (0: all)");
   if (!training) return;
+  check_schedule(o.train.schedule);
+  const Hyper& h = o.train.hyper;
+  if (!(h.beta1 >= 0 && h.beta1 < 1)) throw InputError("--beta1: expected 0 or more and below 1");
+  if (!(h.beta2 >= 0 && h.beta2 < 1)) throw InputError("--beta2: expected 0 or more and below 1");
+  if (!(h.eps > 0 && std::isfinite(h.eps))) throw InputError("--eps: expected a finite, positive ε");
+  if (!(o.train.target_accuracy >= 0 && o.train.target_accuracy <= 1))
+    throw InputError("--target-accuracy: expected an accuracy from 0 to 1 (0: none)");
+  if (o.train.eval_every < 0) throw InputError("--eval-every: expected 0 or more steps");
   if (o.train.epochs < 0)
     throw InputError("--epochs " + std::to_string(o.train.epochs) + ": expected 0 or more");
   const float lr = o.train.hyper.lr;
@@ -110,6 +154,7 @@ static void show_progress(const std::string& label, const Progress& p) {
 RunResult train_model(const Model& model, const Dataset& data, const RunOptions& o,
                       const TrainState* start, const std::string& label,
                       const std::function<void(const TrainState&)>& after_epoch) {
+  const auto setup_start = std::chrono::steady_clock::now();
   auto backend = make_backend(o.device, o.backend);
   backend->plan(model, o.train.batch);
   const ImageSet train = data.train.head(o.limit);
@@ -136,9 +181,36 @@ RunResult train_model(const Model& model, const Dataset& data, const RunOptions&
       if (show) show_progress(label, p);
       if (p.epoch_done && after_epoch) after_epoch(trainer.state());
     };
+  r.setup_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - setup_start).count();
   r.report = trainer.run(train.count, cb);
   r.state = trainer.state();
   return r;
+}
+
+nlohmann::json target_json(const TrainOptions& t, const TrainReport& r) {
+  if (!r.target.asked) return nullptr;
+  return {{"accuracy", t.target_accuracy},
+          {"reached", r.target.reached},
+          {"time_to_target_seconds", r.target.reached ? nlohmann::json(r.target.seconds) : nullptr},
+          {"steps_to_target", r.target.reached ? nlohmann::json(r.target.steps) : nullptr},
+          {"seconds", r.target.seconds},
+          {"steps", r.target.steps},
+          {"test_accuracy", r.target.accuracy},
+          {"evaluations", r.target.evaluations},
+          {"eval_every", t.eval_every}};
+}
+
+nlohmann::json optimizer_json(const TrainOptions& t) {
+  const Schedule& s = t.schedule;
+  return {{"lr", t.hyper.lr},
+          {"beta1", t.hyper.beta1},
+          {"beta2", t.hyper.beta2},
+          {"eps", t.hyper.eps},
+          {"schedule", {{"kind", s.kind}, {"warmup", s.warmup}, {"anneal", s.anneal},
+                        {"div_factor", s.div_factor}, {"final_div_factor", s.final_div_factor},
+                        {"final_fraction", s.final_fraction}, {"text", describe(s)}}},
+          {"shuffle", t.shuffle ? "epoch" : "none"}};
 }
 
 nlohmann::json epochs_json(const TrainReport& r) {

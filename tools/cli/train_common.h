@@ -41,6 +41,7 @@ struct RunResult {
   std::string engine_note;  // why the engine asked for is not the one running
   std::vector<std::string> choices;
   TrainState state;
+  double setup_seconds = 0;  // backend, plan (algorithm search), upload, initial state
 };
 
 // Trains `model` on `data` from a fresh start or from `start` (resume or --init).
@@ -49,6 +50,11 @@ RunResult train_model(const Model& model, const Dataset& data, const RunOptions&
                       const TrainState* start, const std::string& label,
                       const std::function<void(const TrainState&)>& after_epoch = {});
 
+// --target-accuracy's outcome (null without it): reached, time_to_target_seconds and
+// steps_to_target (null when not reached), the last evaluation's accuracy and time.
+nlohmann::json target_json(const TrainOptions& t, const TrainReport& r);
+// Adam's settings, the schedule and the shuffle of a run.
+nlohmann::json optimizer_json(const TrainOptions& t);
 nlohmann::json epochs_json(const TrainReport& r);
 
 }  // namespace splitconv::cli
