@@ -82,6 +82,7 @@ std::vector<uint8_t> serialise(const Model& model, const Checkpoint& ck) {
       {"step", std::to_string(st.step)},
       {"epoch", std::to_string(st.epoch)},
   };
+  if (!ck.train_config.empty()) header["__metadata__"]["train_config"] = ck.train_config;
   int64_t at = 0;
   for (const auto& t : tensors) {
     int64_t bytes = t.slot->size * 4;
@@ -312,6 +313,12 @@ Checkpoint load_checkpoint(const std::string& path) {
   ck.dataset = metadata_string(path, meta, "dataset", false);
   ck.state.step = metadata_count(path, meta, "step");
   ck.state.epoch = int(std::min<int64_t>(metadata_count(path, meta, "epoch"), INT32_MAX));
+  ck.train_config = metadata_string(path, meta, "train_config", false);
+  if (!ck.train_config.empty()) {
+    const auto cfg = nlohmann::json::parse(ck.train_config, nullptr, false);
+    if (cfg.is_discarded() || !cfg.is_object())
+      throw InputError(path + ": __metadata__ \"train_config\" is not a JSON object");
+  }
   Model model = naming(path, [&] { return build_model(parse_spec(ck.spec_text, path + ":spec")); });
 
   std::map<std::string, InTensor> tensors;

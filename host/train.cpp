@@ -60,7 +60,6 @@ TrainReport Trainer::run(int64_t train_count,
   if (train_count <= 0) throw InputError("no training images");
   const int64_t steps = (train_count + opts_.batch - 1) / opts_.batch;  // last partial kept
   const int64_t run_steps = steps * opts_.epochs;  // the schedule's length, from epoch 0
-  const int64_t total_steps = steps * (opts_.epochs - epoch_);
   int64_t done_steps = 0;
   double train_seconds = 0;
   auto start_all = clock::now();
@@ -79,7 +78,10 @@ TrainReport Trainer::run(int64_t train_count,
   // Progress every ~2% of an epoch: enough for a live line, rare enough not to stall a GPU.
   const int64_t every = std::max<int64_t>(1, steps / 50);
   std::vector<int32_t> in_order;
-  while (epoch_ < opts_.epochs && !target.reached) {
+  const int last_epoch =
+      opts_.stop_after_epoch > 0 ? std::min(opts_.epochs, opts_.stop_after_epoch) : opts_.epochs;
+  const int64_t total_steps = steps * std::max(last_epoch - epoch_, 0);
+  while (epoch_ < last_epoch && !target.reached) {
     if (opts_.shuffle) {
       backend_.set_order(epoch_order(train_count, opts_.seed, epoch_));
     } else {

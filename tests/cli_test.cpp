@@ -307,3 +307,64 @@ TEST_F(CliData, ASaveThatFailsMidRunExitsOneAndKeepsThePreviousCheckpoint) {
   std::sort(names.begin(), names.end());
   EXPECT_EQ(names, (std::vector<std::string>{"ck.safetensors", "mnist", "small.net"}));
 }
+
+namespace {
+std::string file_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(in)), {});
+}
+}  // namespace
+
+// A run stopped after its first epoch and resumed with no flags but --resume equals the run
+// straight through, bit for bit (CPU, same threads): the checkpoint restores the schedule, the
+// seed, the batch, Adam's settings and the run's length. A flag that differs is refused.
+TEST_F(CliData, AResumedScheduledRunEqualsTheRunStraightThrough) {
+  const std::string straight = dir_ + "/straight.safetensors", half = dir_ + "/half.safetensors",
+                    resumed = dir_ + "/resumed.safetensors";
+  const std::string recipe =
+      "--epochs 2 --batch 16 --limit 64 --lr 0.01 --beta1 0.8 --lr-schedule onecycle --seed 5 ";
+  ASSERT_EQ(train(model_, recipe + "--save " + straight).code, 0);
+  ASSERT_EQ(train(model_, recipe + "--stop-after-epoch 1 --save " + half).code, 0);
+  EXPECT_NE(file_bytes(half), file_bytes(straight));
+  Result r = run("train --resume " + half + " --device cpu --threads 2 --data-dir " + dir_ +
+                 " --save " + resumed);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(file_bytes(resumed), file_bytes(straight));
+
+  expect_refused(run("train --resume " + half + " --device cpu --data-dir " + dir_ + " --batch 32"),
+                 "--batch 32 differs from " + half + "'s 16: a resumed run keeps its configuration");
+  expect_refused(run("train --resume " + half + " --device cpu --data-dir " + dir_ + " --epochs 3"),
+                 "--epochs 3 differs from " + half + "'s 2");
+  expect_refused(run("train --resume " + half + " --device cpu --data-dir " + dir_ +
+                     " --lr-schedule constant"),
+                 "--lr-schedule constant differs from " + half + "'s onecycle");
+}
+
+// Under a constant rate, --epochs may extend a resumed run.
+TEST_F(CliData, AConstantRateRunMayBeExtended) {
+  const std::string ck = dir_ + "/ck.safetensors";
+  ASSERT_EQ(train(model_, "--epochs 1 --limit 32 --save " + ck).code, 0);
+  Result r = run("train --resume " + ck + " --device cpu --data-dir " + dir_ + " --epochs 2 --json " +
+                 dir_ + "/r.json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  std::ifstream in(dir_ + "/r.json");
+  const auto j = nlohmann::json::parse(in);
+  EXPECT_EQ(j["train_images"], 32) << "the limit comes from the checkpoint";
+  EXPECT_EQ(j["epochs"].size(), 1u) << "one more epoch";
+}
+
+TEST_F(CliData, TargetAccuracyIsReportedInTheJson) {
+  const std::string json = dir_ + "/t.json";
+  Result r = train(model_, "--epochs 2 --limit 64 --target-accuracy 1.0 --eval-every 2 --json " + json);
+  ASSERT_EQ(r.code, 0) << r.err;
+  std::ifstream in(json);
+  const auto j = nlohmann::json::parse(in);
+  EXPECT_EQ(j["target"]["accuracy"], 1.0);
+  EXPECT_EQ(j["target"]["reached"], false);
+  EXPECT_TRUE(j["target"]["time_to_target_seconds"].is_null());
+  EXPECT_EQ(j["target"]["steps"], 4);  // 64 images in steps of 32, two epochs
+  EXPECT_GT(j["setup_seconds"].get<double>(), 0.0);
+  EXPECT_EQ(j["optimizer"]["schedule"]["kind"], "constant");
+  expect_refused(train(model_, "--target-accuracy 1.5"), "--target-accuracy: expected an accuracy");
+  expect_refused(train(model_, "--lr-schedule cyclic"), "--lr-schedule: expected constant");
+}

@@ -14,6 +14,9 @@ struct Checkpoint {
   std::string spec_text;   // the model spec, canonical text
   TrainState state;        // params always; m, v and step when saved for resuming
   std::string dataset;     // what it was trained on, when known
+  // The training run's configuration as JSON text (dataset, seed, batch, epochs, limit, Adam's
+  // settings, schedule, shuffle): what --resume restores. Empty when unknown (older files).
+  std::string train_config;
 };
 
 // Writes through a temporary file of a unique name and a rename (splitconv/files.h), so a

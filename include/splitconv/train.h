@@ -23,6 +23,9 @@ struct TrainOptions {
   // set every eval_every steps (0: at the end of each epoch only) and at every epoch's end.
   double target_accuracy = 0;
   int64_t eval_every = 0;
+  // Stop after this many epochs of the run (0: run them all); the schedule keeps the whole
+  // run's length, so a checkpoint saved here resumes the same run.
+  int stop_after_epoch = 0;
 };
 
 // Time to a target accuracy: from the first step until the evaluation that reached it was

@@ -19,9 +19,21 @@ void add_train(CLI::App& app) {
   auto* resume = cmd->add_option("--resume", resume_path, "resume training from a checkpoint");
   cmd->add_option("--init", init_path, "fine-tune from a checkpoint's weights (fresh optimizer)")
       ->excludes(resume);
-  cmd->callback([] {
+  cmd->add_option("--stop-after-epoch", o.train.stop_after_epoch,
+                  "stop after this many epochs of the run (the schedule keeps the run's length; "
+                  "with --save, --resume continues it)");
+  cmd->callback([cmd] {
+    // A resumed run's configuration comes from its checkpoint (flags that differ are refused).
+    Checkpoint resumed;
+    if (!resume_path.empty()) {
+      resumed = load_checkpoint(resume_path);
+      if (!resumed.train_config.empty())
+        restore_train_config(cmd, o, nlohmann::json::parse(resumed.train_config), resume_path);
+    }
     // Everything checkable before the first step (docs/design.md, Errors).
     check_run_options(o, true);
+    if (o.train.stop_after_epoch < 0)
+      throw InputError("--stop-after-epoch: expected 0 (none) or more epochs");
     if (!save_path.empty()) check_writable(save_path, "--save");
     if (!o.json_path.empty()) check_writable(o.json_path, "--json");
     Model model;
@@ -29,7 +41,7 @@ void add_train(CLI::App& app) {
     const TrainState* from = nullptr;
     std::string ck_path = !resume_path.empty() ? resume_path : init_path;
     if (!ck_path.empty()) {
-      Checkpoint ck = load_checkpoint(ck_path);
+      Checkpoint ck = !resume_path.empty() ? std::move(resumed) : load_checkpoint(ck_path);
       model = model_of(ck, ck_path);
       model.spec.source = ck_path;  // reports name the checkpoint, not "CK:spec"
       if (!model_path.empty()) {
@@ -57,6 +69,7 @@ void add_train(CLI::App& app) {
       ck.spec_text = format_spec(model.spec);
       ck.state = state;
       ck.dataset = o.dataset;
+      ck.train_config = train_config(o).dump();
       save_checkpoint(save_path, model, ck);
     };
     std::function<void(const TrainState&)> after_epoch;

@@ -188,6 +188,80 @@ RunResult train_model(const Model& model, const Dataset& data, const RunOptions&
   return r;
 }
 
+nlohmann::json train_config(const RunOptions& o) {
+  const TrainOptions& t = o.train;
+  const Schedule& s = t.schedule;
+  return {{"dataset", o.dataset},       {"seed", t.seed},
+          {"batch", t.batch},           {"epochs", t.epochs},
+          {"limit", o.limit},           {"lr", t.hyper.lr},
+          {"beta1", t.hyper.beta1},     {"beta2", t.hyper.beta2},
+          {"eps", t.hyper.eps},         {"lr_schedule", s.kind},
+          {"warmup", s.warmup},         {"anneal", s.anneal},
+          {"div_factor", s.div_factor}, {"final_div_factor", s.final_div_factor},
+          {"final_fraction", s.final_fraction},
+          {"shuffle", t.shuffle ? "epoch" : "none"}};
+}
+
+namespace {
+
+std::string shown(const nlohmann::json& v) {
+  if (v.is_string()) return v.get<std::string>();
+  if (v.is_number_float()) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%g", v.get<double>());
+    return buf;
+  }
+  return v.dump();
+}
+
+// One option: taken from the checkpoint when not given; refused when given and different.
+template <class T>
+void restore(const CLI::App* cmd, const nlohmann::json& cfg, const std::string& path,
+             const char* key, const char* option, T& value, bool may_differ = false) {
+  if (!cfg.contains(key)) return;
+  T saved;
+  try {
+    saved = cfg.at(key).get<T>();
+  } catch (const nlohmann::json::exception&) {
+    throw InputError(path + ": train_config \"" + key + "\" has the wrong type");
+  }
+  const bool given = cmd->get_option(option)->count() > 0;
+  if (!given) {
+    value = saved;
+  } else if (!(value == saved) && !may_differ) {
+    throw InputError(std::string(option) + " " + shown(nlohmann::json(value)) + " differs from " +
+                     path + "'s " + shown(nlohmann::json(saved)) +
+                     ": a resumed run keeps its configuration");
+  }
+}
+
+}  // namespace
+
+void restore_train_config(const CLI::App* cmd, RunOptions& o, const nlohmann::json& cfg,
+                          const std::string& path) {
+  TrainOptions& t = o.train;
+  Schedule& s = t.schedule;
+  restore(cmd, cfg, path, "dataset", "--dataset", o.dataset);
+  restore(cmd, cfg, path, "seed", "--seed", t.seed);
+  restore(cmd, cfg, path, "batch", "--batch", t.batch);
+  restore(cmd, cfg, path, "limit", "--limit", o.limit);
+  restore(cmd, cfg, path, "lr", "--lr", t.hyper.lr);
+  restore(cmd, cfg, path, "beta1", "--beta1", t.hyper.beta1);
+  restore(cmd, cfg, path, "beta2", "--beta2", t.hyper.beta2);
+  restore(cmd, cfg, path, "eps", "--eps", t.hyper.eps);
+  restore(cmd, cfg, path, "lr_schedule", "--lr-schedule", s.kind);
+  restore(cmd, cfg, path, "warmup", "--warmup", s.warmup);
+  restore(cmd, cfg, path, "anneal", "--anneal", s.anneal);
+  restore(cmd, cfg, path, "div_factor", "--div-factor", s.div_factor);
+  restore(cmd, cfg, path, "final_div_factor", "--final-div-factor", s.final_div_factor);
+  restore(cmd, cfg, path, "final_fraction", "--final-fraction", s.final_fraction);
+  std::string shuffle = t.shuffle ? "epoch" : "none";
+  restore(cmd, cfg, path, "shuffle", "--shuffle", shuffle);
+  t.shuffle = shuffle != "none";
+  // The schedule spans the whole run: its length may change only when the rate is constant.
+  restore(cmd, cfg, path, "epochs", "--epochs", t.epochs, s.kind == "constant");
+}
+
 nlohmann::json target_json(const TrainOptions& t, const TrainReport& r) {
   if (!r.target.asked) return nullptr;
   return {{"accuracy", t.target_accuracy},

@@ -53,6 +53,13 @@ RunResult train_model(const Model& model, const Dataset& data, const RunOptions&
 // --target-accuracy's outcome (null without it): reached, time_to_target_seconds and
 // steps_to_target (null when not reached), the last evaluation's accuracy and time.
 nlohmann::json target_json(const TrainOptions& t, const TrainReport& r);
+// A run's configuration as a checkpoint records it (Checkpoint::train_config), and its
+// restoration on --resume: options not given take the checkpoint's values; a given option that
+// differs is refused, naming both (--epochs may differ only under a constant schedule, where
+// it extends the run without changing its past). `cmd` tells which options were given.
+nlohmann::json train_config(const RunOptions& o);
+void restore_train_config(const CLI::App* cmd, RunOptions& o, const nlohmann::json& cfg,
+                          const std::string& path);
 // Adam's settings, the schedule and the shuffle of a run.
 nlohmann::json optimizer_json(const TrainOptions& t);
 nlohmann::json epochs_json(const TrainReport& r);
