@@ -16,6 +16,34 @@
 #include "splitconv/error.h"
 
 namespace splitconv::gpu {
+namespace detail {
+
+// A cluster's copies of an image's arena, one in each block's shared memory: a write goes to
+// every block's copy through distributed shared memory, a read is local.
+struct ClusterArena {
+  float* f = nullptr;
+  int32_t* i = nullptr;
+  int copies = 1;
+  __host__ __device__ void put(int64_t at, float v) const {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    const cooperative_groups::cluster_group cluster = cooperative_groups::this_cluster();
+    for (int r = 0; r < copies; ++r) *cluster.map_shared_rank(f + at, unsigned(r)) = v;
+#else
+    (void)at, (void)v;
+#endif
+  }
+  __host__ __device__ void put_int(int64_t at, int32_t v) const {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    const cooperative_groups::cluster_group cluster = cooperative_groups::this_cluster();
+    for (int r = 0; r < copies; ++r) *cluster.map_shared_rank(i + at, unsigned(r)) = v;
+#else
+    (void)at, (void)v;
+#endif
+  }
+};
+
+}  // namespace detail
+
 namespace {
 
 using fused::FusedOp;
@@ -50,8 +78,8 @@ struct ImageArgs {
 };
 
 // The phases of image b for thread t of T, `barrier` after each.
-template <class Barrier>
-__device__ void run_image(const ImageArgs& k, int b, int t, int T, float* a, int32_t* ia,
+template <class Arena, class Barrier>
+__device__ void run_image(const ImageArgs& k, int b, int t, int T, const Arena& ar,
                           Barrier barrier) {
   const int64_t j = k.order ? int64_t(k.order[k.sp->begin + b]) : k.first + b;
   ImageIo io;
@@ -64,13 +92,13 @@ __device__ void run_image(const ImageArgs& k, int b, int t, int T, float* a, int
   io.partial = k.partial ? k.partial + int64_t(b) * k.param_floats : nullptr;
   for (int i = 0; i < k.n_fwd; ++i) {
     const FusedOp op = k.fwd[i];
-    fused::run_phase(op, t, T, a, ia, k.params, io);
+    fused::run_phase(op, t, T, ar, k.params, io);
     barrier();
   }
   if (!k.bwd) return;
   for (int i = 0; i < k.n_bwd; ++i) {
     const FusedOp op = k.bwd[i];
-    fused::run_phase(op, t, T, a, ia, k.params, io);
+    fused::run_phase(op, t, T, ar, k.params, io);
     barrier();
   }
 }
@@ -82,22 +110,36 @@ __global__ void __launch_bounds__(FusedEngine::kThreads) image_kernel(ImageArgs 
   float* a = k.arena ? k.arena + int64_t(b) * k.arena_floats : reinterpret_cast<float*>(shared_arena);
   int32_t* ia = k.arena ? k.iarena + int64_t(b) * k.arena_ints
                         : reinterpret_cast<int32_t*>(reinterpret_cast<float*>(shared_arena) + k.arena_floats);
-  run_image(k, b, int(threadIdx.x), int(blockDim.x), a, ia, [] { __syncthreads(); });
+  run_image(k, b, int(threadIdx.x), int(blockDim.x), fused::LocalArena{a, ia},
+            [] { __syncthreads(); });
 }
 
 // A thread-block cluster per image (Hopper and later): the cluster's blocks share the phases'
-// work as one group of clusterDim × blockDim threads, the arena in global memory, and the
-// cluster barrier (release/acquire at cluster scope) between phases. Same outputs, same sums:
-// only which thread computes an element changes, never how.
+// work as one group of clusterDim × blockDim threads, with the cluster barrier (release/acquire
+// at cluster scope) between phases. The arena: a copy in each block's shared memory where it
+// fits (reads local, writes to every copy), else one in global memory. Same outputs, same
+// sums: only which thread computes an element changes, never how.
 __global__ void __launch_bounds__(FusedEngine::kThreads) image_cluster_kernel(ImageArgs k) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   namespace cg = cooperative_groups;
+  extern __shared__ float4 shared_arena[];
   const cg::cluster_group cluster = cg::this_cluster();
   const int size = int(cluster.num_blocks());
   const int b = int(blockIdx.x) / size;
   const int t = int(cluster.block_rank()) * int(blockDim.x) + int(threadIdx.x);
-  run_image(k, b, t, size * int(blockDim.x), k.arena + int64_t(b) * k.arena_floats,
-            k.iarena + int64_t(b) * k.arena_ints, [&] { cluster.sync(); });
+  auto barrier = [&] { cluster.sync(); };
+  if (k.arena) {
+    run_image(k, b, t, size * int(blockDim.x),
+              fused::LocalArena{k.arena + int64_t(b) * k.arena_floats,
+                                k.iarena + int64_t(b) * k.arena_ints},
+              barrier);
+  } else {
+    float* f = reinterpret_cast<float*>(shared_arena);
+    cluster.sync();  // every block of the cluster runs before its shared memory is written
+    run_image(k, b, t, size * int(blockDim.x),
+              detail::ClusterArena{f, reinterpret_cast<int32_t*>(f + k.arena_floats), size},
+              barrier);
+  }
 #else
   __trap();  // launched only where the device has clusters (FusedEngine chooses)
 #endif
@@ -161,11 +203,11 @@ struct Layout {
   int eval_chunk = 0;
 };
 
-Layout layout_of(const fused::FusedProgram& prog, int max_batch, int cluster) {
+Layout layout_of(const fused::FusedProgram& prog, int max_batch) {
   Layout l;
   const int64_t bytes = prog.arena_bytes();
-  // A cluster's blocks share one arena: in global memory.
-  l.shared = cluster == 1 && bytes <= shared_limit();
+  // In each block's shared memory where it fits (a cluster keeps a copy in each block).
+  l.shared = bytes <= shared_limit();
   const int64_t fits = l.shared ? kMaxEvalChunk : std::max<int64_t>(1, kGlobalArenaBudget / bytes);
   l.eval_chunk = int(std::clamp<int64_t>(fits, max_batch, std::max(max_batch, kMaxEvalChunk)));
   return l;
@@ -173,7 +215,7 @@ Layout layout_of(const fused::FusedProgram& prog, int max_batch, int cluster) {
 
 // Blocks per image: a cluster where the device has them and the batch leaves SMs idle (one
 // block per image would use max_batch of them), up to the portable 8; 1 otherwise.
-int choose_cluster(int max_batch, int requested) {
+int choose_cluster(int max_batch, int requested, size_t shared) {
   int device = 0, major = 0, sms = 0;
   CUDA_CHECK(cudaGetDevice(&device));
   CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
@@ -186,6 +228,7 @@ int choose_cluster(int max_batch, int requested) {
   cudaLaunchConfig_t cfg = {};
   cfg.gridDim = dim3(unsigned(c));
   cfg.blockDim = dim3(FusedEngine::kThreads);
+  cfg.dynamicSmemBytes = shared;
   cudaLaunchAttribute attr[1];
   attr[0].id = cudaLaunchAttributeClusterDimension;
   attr[0].val.clusterDim.x = unsigned(c);
@@ -211,7 +254,7 @@ void launch_images(const ImageArgs& k, int n, int cluster, size_t shared, cudaSt
   cudaLaunchConfig_t cfg = {};
   cfg.gridDim = dim3(unsigned(n) * unsigned(cluster));
   cfg.blockDim = dim3(FusedEngine::kThreads);
-  cfg.dynamicSmemBytes = 0;
+  cfg.dynamicSmemBytes = shared;
   cfg.stream = s;
   cudaLaunchAttribute attr[1];
   attr[0].id = cudaLaunchAttributeClusterDimension;
@@ -241,7 +284,7 @@ class NvtxRange {
 
 std::string FusedEngine::why_not(const DeviceState&, const fused::FusedProgram& prog,
                                  int max_batch) {
-  const Layout l = layout_of(prog, max_batch, 2);  // the larger case: arenas in global memory
+  const Layout l = layout_of(prog, max_batch);
   const int64_t partial = int64_t(max_batch) * prog.param_floats * 4;
   const int64_t arena = l.shared ? 0 : int64_t(l.eval_chunk) * prog.arena_bytes();
   size_t free_bytes = 0, total = 0;
@@ -256,9 +299,16 @@ std::string FusedEngine::why_not(const DeviceState&, const fused::FusedProgram& 
 FusedEngine::FusedEngine(DeviceState& state, const StepPlan& plan, fused::FusedProgram program,
                          bool graphs, int cluster)
     : state_(state), plan_(plan), prog_(std::move(program)), graphs_(graphs) {
-  cluster_ = choose_cluster(plan_.max_batch, cluster);
-  const Layout l = layout_of(prog_, plan_.max_batch, cluster_);
+  const Layout l = layout_of(prog_, plan_.max_batch);
   shared_arena_ = l.shared;
+  const size_t shared = shared_arena_ ? size_t(prog_.arena_bytes()) : 0;
+  if (shared) {
+    CUDA_CHECK(cudaFuncSetAttribute(image_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                    int(shared)));
+    CUDA_CHECK(cudaFuncSetAttribute(image_cluster_kernel,
+                                    cudaFuncAttributeMaxDynamicSharedMemorySize, int(shared)));
+  }
+  cluster_ = choose_cluster(plan_.max_batch, cluster, shared);
   eval_chunk_ = l.eval_chunk;
   fwd_ops_ = DeviceBuffer<FusedOp>(prog_.forward.size(), "the fused program");
   bwd_ops_ = DeviceBuffer<FusedOp>(prog_.backward.size(), "the fused program");
@@ -271,9 +321,6 @@ FusedEngine::FusedEngine(DeviceState& state, const StepPlan& plan, fused::FusedP
   if (!shared_arena_) {
     arena_ = DeviceBuffer<float>(size_t(eval_chunk_) * size_t(prog_.arena_floats), "the fused arenas");
     iarena_ = DeviceBuffer<int32_t>(size_t(eval_chunk_) * size_t(prog_.arena_ints), "the fused arenas");
-  } else {
-    CUDA_CHECK(cudaFuncSetAttribute(image_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                    int(prog_.arena_bytes())));
   }
   partial_ = DeviceBuffer<float>(size_t(plan_.max_batch) * size_t(prog_.param_floats),
                                  "the per-image gradients");
@@ -286,10 +333,13 @@ FusedEngine::FusedEngine(DeviceState& state, const StepPlan& plan, fused::FusedP
 
 std::string FusedEngine::describe() const {
   const std::string blocks = cluster_ == 1 ? "one block" : "a cluster of " + std::to_string(cluster_) + " blocks";
+  const std::string where = !shared_arena_ ? "global memory"
+                            : cluster_ == 1 ? "shared memory"
+                                            : "the shared memory of each block (a copy each)";
   return "fused: " + std::to_string(prog_.phases()) + " phases in " + blocks + " of " +
          std::to_string(kThreads) + " threads per image, arena of " +
-         std::to_string(prog_.arena_bytes() / 1024) + " KiB in " +
-         (shared_arena_ ? "shared" : "global") + " memory; gradients summed in image order";
+         std::to_string(prog_.arena_bytes() / 1024) + " KiB in " + where +
+         "; gradients summed in image order";
 }
 
 void FusedEngine::enqueue_step(int count) {

@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "cpu/cpu_engine.h"
@@ -160,9 +161,10 @@ TEST(FusedEmulator, Wide5LockStepWithTheCpuEngine) {
   lockstep(from_file("wide5-v0.net"), 2, 4, 2, 256);
 }
 
-// Every output is one thread's sum in a fixed order: the thread count and the order the
-// threads run in change nothing, bit for bit. A phase that read what another thread of the
-// same phase writes would break this.
+// Every output is one thread's sum in a fixed order: the thread count, the order the threads
+// run in and the blocks per image (a cluster, each block reading its own copy of the arena)
+// change nothing, bit for bit. A phase that read what another thread of the same phase writes
+// would break this, and so would a write that missed a copy.
 TEST(FusedEmulator, SameBitsWhateverTheThreadsAndTheirOrder) {
   for (const char* text : {kOdd, kColour}) {
     const Model model = from_text(text);
@@ -173,8 +175,10 @@ TEST(FusedEmulator, SameBitsWhateverTheThreadsAndTheirOrder) {
     const auto init = init_parameters(model, 24);
     std::vector<std::vector<float>> params, grads;
     std::vector<double> losses;
-    for (auto [threads, shuffle] : {std::pair{1, 0}, {32, 0}, {32, 9}, {97, 4}, {256, 1}}) {
-      Emulator emu(model, 12, threads, uint64_t(shuffle));
+    // (threads per block, shuffle seed, blocks per image)
+    for (auto [threads, shuffle, copies] : {std::tuple{1, 0, 1}, {32, 0, 1}, {32, 9, 1},
+                                           {97, 4, 1}, {256, 1, 1}, {32, 5, 4}, {7, 3, 8}}) {
+      Emulator emu(model, 12, threads, uint64_t(shuffle), copies);
       std::copy(init.begin(), init.end(), emu.params.begin());
       Metrics metrics;
       for (int t = 1; t <= 3; ++t)
@@ -184,6 +188,7 @@ TEST(FusedEmulator, SameBitsWhateverTheThreadsAndTheirOrder) {
       grads.push_back(emu.gradient);
       losses.push_back(metrics.loss_sum);
       EXPECT_TRUE(emu.guards_intact());
+      EXPECT_TRUE(emu.copies_identical()) << copies << " copies";
     }
     for (size_t i = 1; i < params.size(); ++i) {
       EXPECT_EQ(params[i], params[0]) << text << " run " << i;

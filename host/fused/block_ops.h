@@ -68,11 +68,40 @@ struct ImageIo {
   float* partial = nullptr;         // backward: this image's flat parameter gradients
 };
 
+// An image's arena as the phases see it: f and i are this thread's copy, read directly; every
+// write goes through put / put_int, which store into every copy there is. One copy (a block
+// per image, the CPU): LocalArena. Several (a cluster whose blocks each keep the image's
+// activations in their own shared memory, so that every read is local): the GPU kernel's
+// cluster arena and the emulator's CopiesArena.
+struct LocalArena {
+  float* f = nullptr;
+  int32_t* i = nullptr;
+  SC_HD void put(int64_t at, float v) const { f[at] = v; }
+  SC_HD void put_int(int64_t at, int32_t v) const { i[at] = v; }
+};
+
+inline constexpr int kMaxCopies = 8;
+
+struct CopiesArena {
+  float* f = nullptr;  // the copy this thread reads
+  int32_t* i = nullptr;
+  float* const* fc = nullptr;  // every copy, written alike
+  int32_t* const* ic = nullptr;
+  int copies = 1;
+  SC_HD void put(int64_t at, float v) const {
+    for (int r = 0; r < copies; ++r) fc[r][at] = v;
+  }
+  SC_HD void put_int(int64_t at, int32_t v) const {
+    for (int r = 0; r < copies; ++r) ic[r][at] = v;
+  }
+};
+
 // ---- the ops: thread t of T ----
 
-SC_HD inline void gather_phase(const FusedOp& op, int t, int T, float* a, const ImageIo& io) {
+template <class A>
+SC_HD void gather_phase(const FusedOp& op, int t, int T, const A& ar, const ImageIo& io) {
   const int64_t size = int64_t(op.c) * op.h * op.w;
-  for (int64_t i = t; i < size; i += T) a[op.y + i] = float(io.pixels[i]) / 255.0f;
+  for (int64_t i = t; i < size; i += T) ar.put(op.y + i, float(io.pixels[i]) / 255.0f);
 }
 
 // Register tiles: a thread computes kTile output (or input-gradient) channels of one position,
@@ -110,9 +139,9 @@ SC_HD inline void conv_tile_at(const FusedOp& op, const float* x, const float* w
 // y[m][oy][ox] = bias[m] + conv sum, ReLU when relu. Item: kTile output channels at one output
 // position (consecutive items: consecutive positions, so a warp's x loads are contiguous and
 // its weight loads the same).
-SC_HD inline void conv_fwd_phase(const FusedOp& op, int t, int T, float* a, const float* p) {
-  const float* x = a + op.x;
-  float* y = a + op.y;
+template <class A>
+SC_HD void conv_fwd_phase(const FusedOp& op, int t, int T, const A& ar, const float* p) {
+  const float* x = ar.f + op.x;
   const int plane = op.oh * op.ow, groups = (op.m + kTile - 1) / kTile;
   for (int item = t; item < groups * plane; item += T) {
     const int m0 = item / plane * kTile, at = item % plane;
@@ -123,7 +152,7 @@ SC_HD inline void conv_fwd_phase(const FusedOp& op, int t, int T, float* a, cons
     for (int r = 0; r < kTile; ++r) {
       if (r >= nm) break;
       const float v = sum[r] + p[op.bias + m0 + r];
-      y[(m0 + r) * plane + at] = op.relu && v < 0.0f ? 0.0f : v;
+      ar.put(op.y + (m0 + r) * plane + at, op.relu && v < 0.0f ? 0.0f : v);
     }
   }
 }
@@ -132,11 +161,9 @@ SC_HD inline void conv_fwd_phase(const FusedOp& op, int t, int T, float* a, cons
 // of its window (the same sums as conv_fwd_phase) and keeps the first maximum, as the CPU pool
 // does; the arg-max is the position in the conv's output plane. Overlapping windows compute a
 // shared conv output more than once, identically.
-SC_HD inline void conv_pool_fwd_phase(const FusedOp& op, int t, int T, float* a, int32_t* ia,
-                                      const float* p) {
-  const float* x = a + op.x;
-  float* y = a + op.y;
-  int32_t* arg = ia + op.argmax;
+template <class A>
+SC_HD void conv_pool_fwd_phase(const FusedOp& op, int t, int T, const A& ar, const float* p) {
+  const float* x = ar.f + op.x;
   const int pplane = op.pool_oh * op.pool_ow, groups = (op.m + kTile - 1) / kTile;
   for (int item = t; item < groups * pplane; item += T) {
     const int m0 = item / pplane * kTile, at = item % pplane;
@@ -163,17 +190,16 @@ SC_HD inline void conv_pool_fwd_phase(const FusedOp& op, int t, int T, float* a,
     SC_UNROLL
     for (int r = 0; r < kTile; ++r) {
       if (r >= nm) break;
-      y[(m0 + r) * pplane + at] = top[r];
-      arg[(m0 + r) * pplane + at] = best[r];
+      ar.put(op.y + (m0 + r) * pplane + at, top[r]);
+      ar.put_int(op.argmax + (m0 + r) * pplane + at, best[r]);
     }
   }
 }
 
 // Valid windows (the model allows no pool padding); ties keep the first maximum, as the CPU op.
-SC_HD inline void pool_fwd_phase(const FusedOp& op, int t, int T, float* a, int32_t* ia) {
-  const float* x = a + op.x;
-  float* y = a + op.y;
-  int32_t* arg = ia + op.argmax;
+template <class A>
+SC_HD void pool_fwd_phase(const FusedOp& op, int t, int T, const A& ar) {
+  const float* x = ar.f + op.x;
   const int64_t plane = int64_t(op.oh) * op.ow, total = plane * op.c;
   for (int64_t o = t; o < total; o += T) {
     const int64_t ch = o / plane;
@@ -190,29 +216,30 @@ SC_HD inline void pool_fwd_phase(const FusedOp& op, int t, int T, float* a, int3
           best = at;
         }
       }
-    y[o] = op.relu && top < 0.0f ? 0.0f : top;
-    arg[o] = best;
+    ar.put(op.y + o, op.relu && top < 0.0f ? 0.0f : top);
+    ar.put_int(op.argmax + o, best);
   }
 }
 
 // y[o] = bias[o] + Σ_i w[o][i] · x[i]
-SC_HD inline void dense_fwd_phase(const FusedOp& op, int t, int T, float* a, const float* p) {
-  const float* x = a + op.x;
-  float* y = a + op.y;
+template <class A>
+SC_HD void dense_fwd_phase(const FusedOp& op, int t, int T, const A& ar, const float* p) {
+  const float* x = ar.f + op.x;
   for (int o = t; o < op.m; o += T) {
     const float* row = p + op.weight + int64_t(o) * op.c;
     float sum = 0.0f;
     for (int i = 0; i < op.c; ++i) sum += row[i] * x[i];
     const float v = sum + p[op.bias + o];
-    y[o] = op.relu && v < 0.0f ? 0.0f : v;
+    ar.put(op.y + o, op.relu && v < 0.0f ? 0.0f : v);
   }
 }
 
 // One thread: the rows are short (the classes), and double sums keep the loss within rounding
 // of the CPU op. op.m is the number of classes; x the logits, dy their gradient.
-SC_HD inline void loss_phase(const FusedOp& op, int t, float* a, const ImageIo& io) {
+template <class A>
+SC_HD void loss_phase(const FusedOp& op, int t, const A& ar, const ImageIo& io) {
   if (t != 0) return;
-  const float* row = a + op.x;
+  const float* row = ar.f + op.x;
   const int k = op.m;
   int top = 0;
   for (int j = 1; j < k; ++j) top = row[j] > row[top] ? j : top;
@@ -226,7 +253,7 @@ SC_HD inline void loss_phase(const FusedOp& op, int t, float* a, const ImageIo& 
     const double q = exp(double(row[j]) - double(row[top]) - log_sum);
     if (io.probs) io.probs[j] = float(q);
     if (io.grad_scale > 0 && op.dy >= 0)
-      a[op.dy + j] = float((q - (j == io.label ? 1.0 : 0.0)) * double(io.grad_scale));
+      ar.put(op.dy + j, float((q - (j == io.label ? 1.0 : 0.0)) * double(io.grad_scale)));
   }
 }
 
@@ -281,10 +308,11 @@ SC_UNROLL
 // One phase: the filter gradient (items of one (m, c) pair and up to kMaxTapTile taps), the
 // bias gradient (m items) and, when dx is wanted, the input gradient (items of kTile input
 // channels at one position, consecutive items at consecutive positions).
-SC_HD inline void conv_bwd_phase(const FusedOp& op, int t, int T, float* a, const float* p,
-                                 const ImageIo& io) {
-  const float* x = a + op.x;
-  const float* dy = a + op.dy;
+template <class A>
+SC_HD void conv_bwd_phase(const FusedOp& op, int t, int T, const A& ar, const float* p,
+                          const ImageIo& io) {
+  const float* x = ar.f + op.x;
+  const float* dy = ar.f + op.dy;
   const int taps = op.kh * op.kw;
   const int tap_groups = (taps + kMaxTapTile - 1) / kMaxTapTile;
   const int n_dw = op.m * op.c * tap_groups, n_db = op.m;
@@ -317,7 +345,7 @@ SC_UNROLL
       for (int r = 0; r < kTile; ++r) {
         if (r >= nc) break;
         const int idx = (c0 + r) * iplane + at;
-        a[op.dx + idx] = op.mask_dx && !(x[idx] > 0.0f) ? 0.0f : sum[r];
+        ar.put(op.dx + idx, op.mask_dx && !(x[idx] > 0.0f) ? 0.0f : sum[r]);
       }
     }
   }
@@ -327,11 +355,11 @@ SC_UNROLL
 // the ReLU before the pool when mask_dx: the input there is positive exactly when the pooled
 // output of a window choosing it is (it is that output), so the input itself is not needed —
 // the conv before a pool need not store its output.
-SC_HD inline void pool_bwd_phase(const FusedOp& op, int t, int T, float* a, const int32_t* ia) {
-  const float* y = a + op.y;
-  const float* dy = a + op.dy;
-  float* dx = a + op.dx;
-  const int32_t* arg = ia + op.argmax;
+template <class A>
+SC_HD void pool_bwd_phase(const FusedOp& op, int t, int T, const A& ar) {
+  const float* y = ar.f + op.y;
+  const float* dy = ar.f + op.dy;
+  const int32_t* arg = ar.i + op.argmax;
   const int iplane = op.h * op.w, oplane = op.oh * op.ow;
   const int total = iplane * op.c;
   for (int e = t; e < total; e += T) {
@@ -353,15 +381,16 @@ SC_HD inline void pool_bwd_phase(const FusedOp& op, int t, int T, float* a, cons
           live = y[o] > 0.0f;
         }
       }
-    dx[e] = op.mask_dx && !live ? 0.0f : v;
+    ar.put(op.dx + e, op.mask_dx && !live ? 0.0f : v);
   }
 }
 
 // dW[o][i] = dy[o]·x[i], db[o] = dy[o], dx[i] = Σ_o w[o][i]·dy[o] (masked).
-SC_HD inline void dense_bwd_phase(const FusedOp& op, int t, int T, float* a, const float* p,
-                                  const ImageIo& io) {
-  const float* x = a + op.x;
-  const float* dy = a + op.dy;
+template <class A>
+SC_HD void dense_bwd_phase(const FusedOp& op, int t, int T, const A& ar, const float* p,
+                           const ImageIo& io) {
+  const float* x = ar.f + op.x;
+  const float* dy = ar.f + op.dy;
   const int64_t n_dw = int64_t(op.m) * op.c, n_db = op.m, n_dx = op.dx >= 0 ? op.c : 0;
   for (int64_t item = t; item < n_dw + n_db + n_dx; item += T) {
     if (item < n_dw) {
@@ -373,24 +402,25 @@ SC_HD inline void dense_bwd_phase(const FusedOp& op, int t, int T, float* a, con
       float sum = 0.0f;
       for (int o = 0; o < op.m; ++o) sum += p[op.weight + int64_t(o) * op.c + i] * dy[o];
       if (op.mask_dx && !(x[i] > 0.0f)) sum = 0.0f;
-      a[op.dx + i] = sum;
+      ar.put(op.dx + i, sum);
     }
   }
 }
 
 // One phase of any op.
-SC_HD inline void run_phase(const FusedOp& op, int t, int T, float* a, int32_t* ia, const float* p,
-                            const ImageIo& io) {
+template <class A>
+SC_HD void run_phase(const FusedOp& op, int t, int T, const A& ar, const float* p,
+                     const ImageIo& io) {
   switch (op.code) {
-    case OpCode::Gather: gather_phase(op, t, T, a, io); break;
-    case OpCode::ConvFwd: conv_fwd_phase(op, t, T, a, p); break;
-    case OpCode::ConvPoolFwd: conv_pool_fwd_phase(op, t, T, a, ia, p); break;
-    case OpCode::PoolFwd: pool_fwd_phase(op, t, T, a, ia); break;
-    case OpCode::DenseFwd: dense_fwd_phase(op, t, T, a, p); break;
-    case OpCode::Loss: loss_phase(op, t, a, io); break;
-    case OpCode::ConvBwd: conv_bwd_phase(op, t, T, a, p, io); break;
-    case OpCode::PoolBwd: pool_bwd_phase(op, t, T, a, ia); break;
-    case OpCode::DenseBwd: dense_bwd_phase(op, t, T, a, p, io); break;
+    case OpCode::Gather: gather_phase(op, t, T, ar, io); break;
+    case OpCode::ConvFwd: conv_fwd_phase(op, t, T, ar, p); break;
+    case OpCode::ConvPoolFwd: conv_pool_fwd_phase(op, t, T, ar, p); break;
+    case OpCode::PoolFwd: pool_fwd_phase(op, t, T, ar); break;
+    case OpCode::DenseFwd: dense_fwd_phase(op, t, T, ar, p); break;
+    case OpCode::Loss: loss_phase(op, t, ar, io); break;
+    case OpCode::ConvBwd: conv_bwd_phase(op, t, T, ar, p, io); break;
+    case OpCode::PoolBwd: pool_bwd_phase(op, t, T, ar); break;
+    case OpCode::DenseBwd: dense_bwd_phase(op, t, T, ar, p, io); break;
   }
 }
 

@@ -9,16 +9,19 @@
 
 namespace splitconv::fused {
 
-Emulator::Emulator(const Model& model, int max_batch, int threads, uint64_t shuffle_seed)
-    : max_batch_(max_batch), threads_(threads), shuffle_(shuffle_seed) {
+Emulator::Emulator(const Model& model, int max_batch, int threads, uint64_t shuffle_seed,
+                   int copies)
+    : max_batch_(max_batch), threads_(threads), copies_(copies), shuffle_(shuffle_seed) {
   if (threads < 1) throw Error("fused emulator: threads must be at least 1");
+  if (copies < 1 || copies > kMaxCopies)
+    throw Error("fused emulator: copies must be 1 to " + std::to_string(kMaxCopies));
   std::string why;
   auto prog = make_program(model, make_plan(model, max_batch), &why);
   if (!prog) throw Error("fused emulator: " + why);
   prog_ = std::move(*prog);
   stride_ = prog_.arena_floats + kGuard;
-  arena_.assign(size_t(kGuard + int64_t(max_batch) * stride_), std::nanf(""));
-  iarena_.assign(size_t(int64_t(max_batch) * prog_.arena_ints), 0);
+  arena_.assign(size_t(kGuard + int64_t(max_batch) * copies * stride_), std::nanf(""));
+  iarena_.assign(size_t(int64_t(max_batch) * copies * prog_.arena_ints), 0);
   // Padding between parameter slots is never written: it stays 0 in every partial.
   partial_.assign(size_t(int64_t(max_batch) * prog_.param_floats), 0.0f);
   loss_.assign(size_t(max_batch), 0.0);
@@ -27,17 +30,19 @@ Emulator::Emulator(const Model& model, int max_batch, int threads, uint64_t shuf
   m.assign(params.size(), 0.0f);
   v.assign(params.size(), 0.0f);
   gradient.assign(params.size(), 0.0f);
-  order_.resize(size_t(threads));
+  order_.resize(size_t(threads) * size_t(copies));
 }
 
 void Emulator::run_image(int b, const std::vector<FusedOp>& ops, const ImageIo& io) {
-  float* a = arena(b);
-  int32_t* ia = iarena(b);
+  float* fc[kMaxCopies];
+  int32_t* ic[kMaxCopies];
+  for (int r = 0; r < copies_; ++r) fc[r] = arena(b, r), ic[r] = iarena(b, r);
+  const int total = threads_ * copies_;
   uint64_t state = shuffle_ * 0x9E3779B97F4A7C15ull + uint64_t(b);
   for (const FusedOp& op : ops) {
-    for (int t = 0; t < threads_; ++t) order_[size_t(t)] = t;
+    for (int t = 0; t < total; ++t) order_[size_t(t)] = t;
     if (shuffle_) {  // Fisher–Yates with a splitmix step: a fixed order per seed, image, phase
-      for (int t = threads_ - 1; t > 0; --t) {
+      for (int t = total - 1; t > 0; --t) {
         state += 0x9E3779B97F4A7C15ull;
         uint64_t z = state;
         z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
@@ -46,7 +51,14 @@ void Emulator::run_image(int b, const std::vector<FusedOp>& ops, const ImageIo& 
         std::swap(order_[size_t(t)], order_[size_t(z % uint64_t(t + 1))]);
       }
     }
-    for (int t : order_) run_phase(op, t, threads_, a, ia, params.data(), io);
+    for (int t : order_) {
+      if (copies_ == 1) {
+        run_phase(op, t, total, LocalArena{fc[0], ic[0]}, params.data(), io);
+      } else {  // thread t belongs to block t / threads and reads that block's copy
+        const int r = t / threads_;
+        run_phase(op, t, total, CopiesArena{fc[r], ic[r], fc, ic, copies_}, params.data(), io);
+      }
+    }
   }
 }
 
@@ -96,8 +108,21 @@ Metrics Emulator::evaluate(const uint8_t* images, const uint8_t* labels, int64_t
   return out;
 }
 
+bool Emulator::copies_identical() const {
+  for (int b = 0; b < max_batch_; ++b)
+    for (int r = 1; r < copies_; ++r) {
+      const float* a = arena_.data() + kGuard + int64_t(b * copies_) * stride_;
+      const float* c = arena_.data() + kGuard + int64_t(b * copies_ + r) * stride_;
+      if (std::memcmp(a, c, size_t(prog_.arena_floats) * sizeof(float)) != 0) return false;
+      const int32_t* ia = iarena_.data() + int64_t(b * copies_) * prog_.arena_ints;
+      const int32_t* ic = iarena_.data() + int64_t(b * copies_ + r) * prog_.arena_ints;
+      if (std::memcmp(ia, ic, size_t(prog_.arena_ints) * sizeof(int32_t)) != 0) return false;
+    }
+  return true;
+}
+
 bool Emulator::guards_intact() const {
-  for (int b = 0; b <= max_batch_; ++b) {
+  for (int b = 0; b <= max_batch_ * copies_; ++b) {
     const float* g = arena_.data() + int64_t(b) * stride_;
     for (int64_t i = 0; i < kGuard; ++i)
       if (!std::isnan(g[i])) return false;

@@ -17,9 +17,12 @@ namespace splitconv::fused {
 
 class Emulator {
  public:
-  // threads: emulated threads per image (the GPU's block size); shuffle_seed 0 runs them in
-  // order, any other value in a fixed pseudo-random order per phase.
-  Emulator(const Model& model, int max_batch, int threads, uint64_t shuffle_seed = 0);
+  // threads: emulated threads per block; copies: blocks per image (a cluster: each block keeps
+  // its own copy of the arena and reads it, every write goes to all copies), so a phase runs
+  // threads × copies threads. shuffle_seed 0 runs them in order, any other value in a fixed
+  // pseudo-random order per phase.
+  Emulator(const Model& model, int max_batch, int threads, uint64_t shuffle_seed = 0,
+           int copies = 1);
 
   const FusedProgram& program() const { return prog_; }
 
@@ -33,22 +36,28 @@ class Emulator {
 
   // Whether every guard between arenas still holds its NaN pattern.
   bool guards_intact() const;
+  // Whether every image's copies of the arena hold the same bits (they must: each write goes
+  // to all of them).
+  bool copies_identical() const;
 
   std::vector<float> params, m, v;
   std::vector<float> gradient;  // the last step's summed gradient
 
  private:
   void run_image(int b, const std::vector<FusedOp>& ops, const ImageIo& io);
-  float* arena(int b) { return arena_.data() + kGuard + int64_t(b) * (stride_); }
-  int32_t* iarena(int b) { return iarena_.data() + int64_t(b) * prog_.arena_ints; }
+  float* arena(int b, int r) { return arena_.data() + kGuard + int64_t(b * copies_ + r) * stride_; }
+  int32_t* iarena(int b, int r) {
+    return iarena_.data() + int64_t(b * copies_ + r) * prog_.arena_ints;
+  }
 
   static constexpr int64_t kGuard = 64;
   FusedProgram prog_;
   int max_batch_ = 0;
   int threads_ = 1;
+  int copies_ = 1;
   uint64_t shuffle_ = 0;
   int64_t stride_ = 0;            // arena floats + guard
-  std::vector<float> arena_;      // guard, image 0, guard, image 1, guard, …
+  std::vector<float> arena_;      // guard, image 0 copy 0, guard, image 0 copy 1, guard, …
   std::vector<int32_t> iarena_;
   std::vector<float> partial_;    // max_batch × param_floats
   std::vector<double> loss_;
