@@ -93,6 +93,11 @@ class Backend {
   virtual std::string engine_note() const { return ""; }
 };
 
+// What every backend's predict() checks first: the images match the model's input and there
+// is room for images.count × classes probabilities. Throws Error naming `who` otherwise.
+void check_predict(const char* who, const Model& model, const ImageSet& images,
+                   std::span<const float> probabilities);
+
 // The only place that knows whether CUDA exists. device: "cpu", "cuda" or "auto" (CUDA when a
 // device is present, else the CPU). Throws InputError for an unknown name, Error when "cuda"
 // is asked for and there is none.
