@@ -11,14 +11,21 @@ namespace splitconv::cli {
 void add_train(CLI::App& app) {
   auto* cmd = app.add_subcommand("train", "Train a model on MNIST or Fashion-MNIST");
   static RunOptions o;
-  static std::string model_path, save_path, resume_path, init_path;
+  static std::string model_path, save_path, resume_path, init_path, plot_path;
   cmd->add_option("MODEL", model_path, "model spec (.net); optional with --resume or --init");
   add_run_options(cmd, o, true);
   cmd->add_option("--save", save_path, "save a checkpoint (weights and optimizer state)");
   auto* resume = cmd->add_option("--resume", resume_path, "resume training from a checkpoint");
   cmd->add_option("--init", init_path, "fine-tune from a checkpoint's weights (fresh optimizer)")
       ->excludes(resume);
+  cmd->add_option("--plot", plot_path,
+                  "draw training loss and test accuracy per epoch into this .png (tools/plot.py, "
+                  "python3-matplotlib; without it, one line says so and the report is still "
+                  "written: --json, else FILE.json beside FILE.png)");
   cmd->callback([] {
+    ReportOutput out{o.json_path, plot_path};
+    out.check();
+    check_writable(save_path, "--save");
     Model model;
     TrainState start;
     const TrainState* from = nullptr;
@@ -58,7 +65,7 @@ void add_train(CLI::App& app) {
                 model.spec.source.c_str(), o.dataset.c_str(), r.description.c_str(),
                 r.report.test_accuracy, r.report.train_seconds, r.report.images_per_second);
     if (!save_path.empty() && r.report.epochs.empty()) save(r.state);  // --epochs 0: still save
-    if (!o.json_path.empty()) {
+    if (!out.report_path().empty()) {
       nlohmann::json j = {{"model", model.spec.source},
                           {"dataset", o.dataset},
                           {"device", r.device},
@@ -76,7 +83,7 @@ void add_train(CLI::App& app) {
                           {"train_seconds", r.report.train_seconds},
                           {"images_per_second", r.report.images_per_second},
                           {"conv_impl", r.choices}};
-      write_json(o.json_path, j);
+      out.write(j);
     }
   });
 }
