@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <random>
 
@@ -129,12 +130,10 @@ TEST_F(CompareCli, SeedsGiveIntervalsAndAPairedVerdict) {
   ASSERT_EQ(j["models"].size(), 8u);
   ASSERT_EQ(j["summary"].size(), 2u);
 
-  std::vector<std::vector<double>> finals;
   for (const auto& s : j["summary"]) {
     const std::string model = s["model"];
     const std::vector<double> acc = runs_of(j, model, "test_accuracy");
     ASSERT_EQ(acc.size(), 4u);
-    finals.push_back(acc);
     const json& a = s["test_accuracy"];
     EXPECT_EQ(a["n"], 4);
     EXPECT_NEAR(a["mean"].get<double>(), mean(acc), 1e-12) << model;
@@ -166,13 +165,19 @@ TEST_F(CompareCli, SeedsGiveIntervalsAndAPairedVerdict) {
                   1e-9);
     }
   }
-  // The pair: b − a, seed by seed (the runs are listed in seed order for each model).
+  // The pair: b − a, seed by seed.
   ASSERT_EQ(j["pairs"].size(), 1u);
   const json& pair = j["pairs"][0];
   EXPECT_EQ(pair["a"], p("a.net"));
   EXPECT_EQ(pair["b"], p("b.net"));
+  std::map<uint64_t, double> acc_a, acc_b;
+  for (const auto& run : j["models"])
+    (run["model"] == p("a.net") ? acc_a : acc_b)[run["seed"].get<uint64_t>()] =
+        run["test_accuracy"].get<double>();
+  ASSERT_EQ(acc_a.size(), 4u);
+  ASSERT_EQ(acc_b.size(), 4u);
   std::vector<double> diff;
-  for (size_t s = 0; s < 4; ++s) diff.push_back(finals[1][s] - finals[0][s]);
+  for (auto [seed, a] : acc_a) diff.push_back(acc_b.at(seed) - a);
   const json& d = pair["test_accuracy_difference"];
   EXPECT_NEAR(d["mean"].get<double>(), mean(diff), 1e-12);
   EXPECT_NEAR(d["half_width"].get<double>(), kT3 * sample_std(diff) / 2, 1e-9);

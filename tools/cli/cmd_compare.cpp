@@ -159,8 +159,10 @@ void add_compare(CLI::App& app) {
         {"paired_test", "paired t"},
         {"models", nlohmann::json::array()}};
     std::string device, description;
-    for (auto& m : runs) {
-      for (int s = 0; s < seeds; ++s) {
+    // Seed by seed, every model in turn: a machine that slows down during the runs slows
+    // every model alike, so the times pair as well as the accuracies.
+    for (int s = 0; s < seeds; ++s) {
+      for (auto& m : runs) {
         RunOptions run = o;
         run.train.seed = o.train.seed + uint64_t(s);
         RunResult r =
