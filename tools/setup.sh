@@ -5,8 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 build_dir=${1:-build}
 
+# python3-matplotlib: --plot of train, compare and bench sweep (tools/plot.py), and its test.
 packages=(cmake ninja-build g++ pkg-config libeigen3-dev libcli11-dev nlohmann-json3-dev
-          zlib1g-dev libgtest-dev ca-certificates git python3)
+          zlib1g-dev libgtest-dev ca-certificates git python3 python3-matplotlib)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
