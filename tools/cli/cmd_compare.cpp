@@ -22,6 +22,33 @@ struct ModelRuns {
   std::vector<double> acc, best, secs, ips;
 };
 
+// Time to --target-accuracy over the seeds (null without a target): how many reached it, and
+// mean, standard deviation, min and max of the time and steps of those that did and of the
+// final accuracy of all.
+nlohmann::json target_summary(const TrainOptions& t, const ModelRuns& m) {
+  if (t.target_accuracy <= 0) return nullptr;
+  std::vector<double> secs, steps, acc;
+  for (const auto& r : m.reports) {
+    acc.push_back(r.test_accuracy);
+    if (!r.target.reached) continue;
+    secs.push_back(r.target.seconds);
+    steps.push_back(double(r.target.steps));
+  }
+  auto spread = [](const std::vector<double>& v) -> nlohmann::json {
+    if (v.empty()) return nullptr;
+    const stats::Summary s = stats::summarize(v);
+    return {{"n", s.n}, {"mean", s.mean}, {"std", s.std},
+            {"min", *std::min_element(v.begin(), v.end())},
+            {"max", *std::max_element(v.begin(), v.end())}};
+  };
+  return {{"accuracy", t.target_accuracy},
+          {"seeds", int(m.reports.size())},
+          {"reached", int(secs.size())},
+          {"time_to_target_seconds", spread(secs)},
+          {"steps_to_target", spread(steps)},
+          {"final_accuracy", spread(acc)}};
+}
+
 // The highest test accuracy over a run's epochs and its epoch (1-based); the final accuracy
 // and epoch 0 for a run of no epochs.
 std::pair<double, int> best_epoch(const TrainReport& r) {
@@ -199,7 +226,9 @@ void add_compare(CLI::App& app) {
                                {"best_test_accuracy", best},
                                {"best_epoch", best_at},
                                {"train_seconds", r.report.train_seconds},
-                               {"images_per_second", r.report.images_per_second}});
+                               {"images_per_second", r.report.images_per_second},
+                               {"setup_seconds", r.setup_seconds},
+                               {"target", target_json(run.train, r.report)}});
       }
     }
     j["device"] = device;
@@ -235,7 +264,21 @@ void add_compare(CLI::App& app) {
                               {"best_test_accuracy", summary_json(b)},
                               {"train_seconds", summary_json(t)},
                               {"images_per_second", summary_json(r)},
-                              {"curves", curves_json(m)}});
+                              {"curves", curves_json(m)},
+                              {"target", target_summary(o.train, m)}});
+      if (o.train.target_accuracy > 0) {
+        const nlohmann::json ts = target_summary(o.train, m);
+        const auto& tt = ts["time_to_target_seconds"];
+        if (tt.is_null())
+          std::printf("  %s: target %.4f reached by %d of %d seeds\n", m.name.c_str(),
+                      o.train.target_accuracy, ts["reached"].get<int>(), seeds);
+        else
+          std::printf("  %s: target %.4f reached by %d of %d seeds; time to it %.3f s mean "
+                      "(std %.3f, min %.3f, max %.3f)\n",
+                      m.name.c_str(), o.train.target_accuracy, ts["reached"].get<int>(), seeds,
+                      tt["mean"].get<double>(), tt["std"].get<double>(), tt["min"].get<double>(),
+                      tt["max"].get<double>());
+      }
     }
     if (several)
       std::printf(
