@@ -341,6 +341,19 @@ else
   not_built train-deterministic splitconv
 fi
 
+# Time to accuracy: the fast-mnist recipe (README) to 99% test accuracy, with the fused and
+# the graph engine, then the PyTorch peer running the same recipe on the same card.
+recipe=(models/fast-mnist.net --dataset mnist --device cuda --batch 256 --epochs 1 --lr 0.01
+  --beta1 0.7 --beta2 0.9 --lr-schedule onecycle --shuffle none --target-accuracy 0.99
+  --eval-every 20 --data-dir "$data")
+for engine in fused graph; do
+  if [[ -x "$bin" ]]; then
+    step "target-$engine" 60 "$bin" train "${recipe[@]}" --engine "$engine" \
+      --json "$out/target-$engine.json"
+  else
+    not_built "target-$engine" splitconv
+  fi
+done
 # The split-kernel harness: every variant validated against the CPU, then timed against cuDNN.
 bench_kernels() {
   local op size c
@@ -386,6 +399,12 @@ else
   step pytorch-peer 300 "$peer_python" tools/peer/pytorch_seed.py --data-dir "$data" \
     --models "$peer_models" --modes "$peer_modes" --epochs 5 \
     --time-limit $((peer_limit > 60 ? peer_limit - 40 : 20)) --json "$out/pytorch-peer.json"
+fi
+
+# The PyTorch peer of the time-to-accuracy recipe, 3 seeds, eager and compiled.
+if [[ -n "$peer_python" ]] && ((!rehearse)); then
+  step target-pytorch 120 "$peer_python" tools/peer/pytorch_target.py --data-dir "$data" \
+    --seeds 3 --modes eager,compile --json "$out/target-pytorch.json"
 fi
 
 if [[ "${GPU_CHECK_PROFILE:-0}" == 1 && -x "$bin" ]]; then
