@@ -7,7 +7,8 @@ SWEEP.csv is what `splitconv bench sweep --csv` writes (one row per shape and va
 shape the fastest valid n×n and the fastest valid pair are taken, forward and forward + backward
 apart; each shape is one point: x the theoretical saving 1 − MACs_pair/MACs_n×n, y the measured
 time saving 1 − t_pair/t_n×n. On the diagonal, time shrinks exactly as MACs do; above zero the
-split pays. Needs matplotlib (Debian: python3-matplotlib); exits 3 without it, 2 on bad input.
+split pays. Needs matplotlib (Debian: python3-matplotlib; tools/setup.sh --optional installs it);
+exits 3 without it, 2 on bad input.
 """
 import argparse
 import csv
@@ -59,8 +60,15 @@ def draw(ax, points, title, ylim):
     ax.grid(alpha=0.3)
 
 
+class Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit 2
+        sys.stderr.write(f"tools/plot.py: {message} (usage: tools/plot.py SWEEP.csv OUT.png "
+                         "[--title TITLE]; --help)\n")
+        sys.exit(2)
+
+
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = Parser(description=__doc__.split("\n")[0])
     parser.add_argument("csv")
     parser.add_argument("png")
     parser.add_argument("--title", default="split n×n into n×1 + 1×n")
@@ -71,7 +79,8 @@ def main():
         import matplotlib.pyplot as plt
         from matplotlib.lines import Line2D
     except ImportError:
-        print("tools/plot.py: matplotlib is missing (Debian: apt-get install python3-matplotlib)",
+        print("tools/plot.py: matplotlib is missing (Debian: apt-get install python3-matplotlib, "
+              "or tools/setup.sh --optional)",
               file=sys.stderr)
         return 3
     try:
