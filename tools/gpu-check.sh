@@ -19,7 +19,11 @@
 #                      step that would start with under 15 s left is skipped and says so
 #   GPU_CHECK_JOBS     build and test parallelism (default: the number of cores)
 #   GPU_CHECK_BUILD    the build directory (default: build-gpu in the repository)
-#   GPU_CHECK_DATA     the data directory (default: .carry/data, else data, in the repository)
+#   GPU_CHECK_DATA     the data directory (default: .carry/data, else data, in the repository;
+#                      .carry/ is what tools/make-carry.sh builds for a GPU machine without
+#                      Debian's packages or a network: the build's dependencies and MNIST)
+#   Relative paths (OUTDIR, GPU_CHECK_BUILD, GPU_CHECK_DATA) are taken from the current
+#   directory.
 #   GPU_CHECK_SKIP     step names to leave out, e.g. "memcheck racecheck" (a rerun that needs
 #                      only some steps); they are listed as skipped
 #   GPU_CHECK_PROFILE  1: also profile seed-v0 and seed-v1 training with tools/profile.sh
@@ -45,14 +49,17 @@ while [[ $# -gt 0 ]]; do
   shift
 done
 [[ -n "$outdir" ]] || { echo "gpu-check: no OUTDIR (usage: tools/gpu-check.sh [--rehearse] OUTDIR)" >&2; exit 2; }
-root="$(cd "$(dirname "$0")/.." && pwd)"
-cd "$root" || exit 1
+# Relative paths (OUTDIR, GPU_CHECK_BUILD, GPU_CHECK_DATA) are taken from the current directory.
+here="$PWD"
+abs() { if [[ "$1" == /* ]]; then echo "$1"; else echo "$here/$1"; fi; }
 mkdir -p "$outdir" || exit 1
 out="$(cd "$outdir" && pwd)"
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root" || exit 1
 budget="${GPU_CHECK_BUDGET:-450}"
 jobs="${GPU_CHECK_JOBS:-$(nproc 2>/dev/null || echo 8)}"
-build="${GPU_CHECK_BUILD:-$root/build-gpu}"
-data="${GPU_CHECK_DATA:-$root/.carry/data}"
+build="$(abs "${GPU_CHECK_BUILD:-$root/build-gpu}")"
+data="$(abs "${GPU_CHECK_DATA:-$root/.carry/data}")"
 [[ -z "${GPU_CHECK_DATA:-}" && ! -d "$data/mnist" && -d "$root/data/mnist" ]] && data="$root/data"
 peer_models=v0,v1
 peer_modes="${GPU_CHECK_PEER_MODES:-graph,compile-reduce-overhead,compile-max-autotune,graph+cl,eager}"

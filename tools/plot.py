@@ -17,7 +17,8 @@ across seeds with its 95% band (Student t, from the report's `summary` curves) w
 several; and the final test accuracy of each model: every seed a dot, the mean and its 95%
 interval; the paired verdicts below.
 
-Needs matplotlib (Debian: python3-matplotlib); exits 3 without it, 2 on bad input.
+Needs matplotlib (Debian: python3-matplotlib; tools/setup.sh --optional installs it); exits 3
+without it, 2 on bad input.
 """
 import argparse
 import csv
@@ -203,8 +204,15 @@ def is_json(path):
         return f.read(64).lstrip().startswith(b"{")
 
 
+class Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit 2
+        sys.stderr.write(f"tools/plot.py: {message} (usage: tools/plot.py INPUT OUT.png "
+                         "[--title TITLE]; --help)\n")
+        sys.exit(2)
+
+
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = Parser(description=__doc__.split("\n")[0])
     parser.add_argument("input", help="a bench sweep CSV, or a train or compare JSON report")
     parser.add_argument("png")
     parser.add_argument("--title", help="the figure's title (default: from the input)")
@@ -215,7 +223,8 @@ def main():
         import matplotlib.pyplot as plt
         from matplotlib.lines import Line2D
     except ImportError:
-        print("tools/plot.py: matplotlib is missing (Debian: apt-get install python3-matplotlib)",
+        print("tools/plot.py: matplotlib is missing (Debian: apt-get install python3-matplotlib, "
+              "or tools/setup.sh --optional)",
               file=sys.stderr)
         return 3
     try:

@@ -1,6 +1,7 @@
 // The splitconv command line: one file per command, shared helpers here.
 #pragma once
 #include <CLI/CLI.hpp>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -13,6 +14,10 @@
 #include "splitconv/plan.h"
 
 namespace splitconv::cli {
+
+// The whole command line: every command, its options and its callback (app.cpp). Parsing
+// runs the command named; bad usage throws CLI::ParseError, bad input InputError.
+std::unique_ptr<CLI::App> make_app();
 
 void add_analyze(CLI::App& app);
 void add_factorize(CLI::App& app);
