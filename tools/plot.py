@@ -17,7 +17,7 @@ across seeds with its 95% band (Student t, from the report's `summary` curves) w
 several; and the final test accuracy of each model: every seed a dot, the mean and its 95%
 interval; the paired verdicts below.
 
-Needs matplotlib (Debian: python3-matplotlib; tools/setup.sh --optional installs it); exits 3
+Needs matplotlib (Debian: python3-matplotlib; tools/setup.sh installs it); exits 3
 without it, 2 on bad input.
 """
 import argparse
@@ -224,7 +224,7 @@ def main():
         from matplotlib.lines import Line2D
     except ImportError:
         print("tools/plot.py: matplotlib is missing (Debian: apt-get install python3-matplotlib, "
-              "or tools/setup.sh --optional)",
+              "or tools/setup.sh)",
               file=sys.stderr)
         return 3
     try:
