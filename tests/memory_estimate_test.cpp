@@ -55,13 +55,13 @@ TEST_F(MemoryEstimate, AnalyzeShowsTheCpuEnginesBytesAtTheBatchAndThreadsAsked) 
   ASSERT_GT(need.parameters, 0);
   ASSERT_GT(need.activations, 0);
   ASSERT_GT(need.workspace, 0);
-  EXPECT_NE(r.out.find("memory to train at batch 64 on the CPU, 3 threads: " +
-                       splitconv::bytes_text(need.total()) +
-                       " (parameters, gradients and Adam state " +
-                       splitconv::bytes_text(need.parameters) + ", activations " +
-                       splitconv::bytes_text(need.activations) + ", workspace " +
-                       splitconv::bytes_text(need.workspace) + ")"),
-            std::string::npos)
+  EXPECT_NE(
+      r.out.find("memory to train at batch 64 on the CPU, 3 threads: " +
+                 splitconv::bytes_text(need.total()) + " (parameters, gradients and Adam state " +
+                 splitconv::bytes_text(need.parameters) + ", activations " +
+                 splitconv::bytes_text(need.activations) + ", workspace " +
+                 splitconv::bytes_text(need.workspace) + ")"),
+      std::string::npos)
       << r.out;
   std::ifstream in(json);
   const auto j = nlohmann::json::parse(in)["memory"];
@@ -97,8 +97,9 @@ TEST_F(MemoryEstimate, AnalyzeEstimatesEachModelAndGrowsWithTheBatch) {
 
 TEST_F(MemoryEstimate, AModelThatCannotBePlannedAtTheBatchIsStillAnalyzed) {
   // One image's activations fit the limits (998×998×1,000), a batch of 65,536 of them do not.
-  const std::string model = write("wide.net", "input 1000x1000x1\nconv 1000 3x3 relu\nflatten\n"
-                                              "dense 2 softmax\n");
+  const std::string model = write("wide.net",
+                                  "input 1000x1000x1\nconv 1000 3x3 relu\nflatten\n"
+                                  "dense 2 softmax\n");
   const std::string json = dir_ + "/w.json";
   auto r = run_cli("analyze " + model + " --batch 65536 --json " + json);
   ASSERT_EQ(r.code, 0) << r.err;
@@ -130,22 +131,21 @@ TEST_F(MemoryEstimate, TrainVerboseShowsTheEstimateOfThePlanItRuns) {
     splitconv::write_idx_images(dir_ + "/mnist/" + prefix + "-images-idx3-ubyte", set);
     splitconv::write_idx_labels(dir_ + "/mnist/" + prefix + "-labels-idx1-ubyte", set.labels);
   }
-  const std::string model =
-      write("small.net", "input 28x28x1\nconv 4 3x3 relu\nmaxpool 2x2\nflatten\ndense 10 softmax\n");
-  const std::string run = "train " + model + " --device cpu --threads 2 --batch 16 --epochs 1 " +
-                          "--data-dir " + dir_;
+  const std::string model = write(
+      "small.net", "input 28x28x1\nconv 4 3x3 relu\nmaxpool 2x2\nflatten\ndense 10 softmax\n");
+  const std::string run =
+      "train " + model + " --device cpu --threads 2 --batch 16 --epochs 1 " + "--data-dir " + dir_;
   auto quiet = run_cli(run);
   ASSERT_EQ(quiet.code, 0) << quiet.err;
   EXPECT_EQ(quiet.err.find("memory at batch"), std::string::npos) << quiet.err;
   auto verbose = run_cli(run + " --verbose");
   ASSERT_EQ(verbose.code, 0) << verbose.err;
   const auto need = needed(model, 16, 2);
-  EXPECT_NE(verbose.err.find(model + ": memory at batch 16: " +
-                             splitconv::bytes_text(need.total()) +
-                             " (parameters, gradients and Adam state " +
-                             splitconv::bytes_text(need.parameters) + ", activations " +
-                             splitconv::bytes_text(need.activations) + ", workspace " +
-                             splitconv::bytes_text(need.workspace) + ")"),
+  EXPECT_NE(verbose.err.find(
+                model + ": memory at batch 16: " + splitconv::bytes_text(need.total()) +
+                " (parameters, gradients and Adam state " + splitconv::bytes_text(need.parameters) +
+                ", activations " + splitconv::bytes_text(need.activations) + ", workspace " +
+                splitconv::bytes_text(need.workspace) + ")"),
             std::string::npos)
       << verbose.err;
 }
