@@ -115,7 +115,8 @@ if ((${#missing[@]})); then
     exit 1
   fi
   n=$(grep -c '^Setting up ' "$log" || true)
-  echo "setup: installed ${missing[*]} ($n packages with what they depend on)" >&2
+  echo "setup: installed ${missing[*]} ($n package$([[ $n == 1 ]] || echo s) in all, with what" \
+       "they depend on)" >&2
   rm -f "$log"
 else
   echo "setup: the packages needed are installed" >&2
