@@ -20,6 +20,18 @@ void check_predict(const char* who, const Model& model, const ImageSet& images,
 
 void Backend::check_plan(const Model& model, int max_batch) const { make_plan(model, max_batch); }
 
+std::optional<MemoryEstimate> Backend::memory_estimate(const Model& model, int max_batch) const {
+  make_plan(model, max_batch);
+  return std::nullopt;
+}
+
+int64_t MemoryEstimate::total() const {
+  int64_t sum = 0;
+  for (int64_t part : {parameters, activations, workspace})
+    sum = part > INT64_MAX - sum ? INT64_MAX : sum + part;
+  return sum;
+}
+
 std::unique_ptr<Backend> make_backend(const std::string& device, const BackendOptions& opts) {
   if (opts.engine != "graph" && opts.engine != "fused" && opts.engine != "auto")
     throw InputError("--engine: expected graph, fused or auto, got '" + opts.engine + "'");

@@ -392,7 +392,9 @@ peer_python=""
 for py in python3 /usr/bin/python3; do
   if "$py" -c 'import torch' 2>/dev/null; then peer_python="$py"; break; fi
 done
-if [[ -z "$peer_python" ]]; then
+if [[ " ${GPU_CHECK_SKIP:-} " == *" pytorch-peer "* ]]; then
+  step pytorch-peer 0 true  # listed as skipped (GPU_CHECK_SKIP), whether PyTorch is here or not
+elif [[ -z "$peer_python" ]]; then
   step_names+=(pytorch-peer)
   finish pytorch-peer "SKIPPED (no PyTorch in python3)" 0
 elif ((rehearse)); then

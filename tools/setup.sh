@@ -103,14 +103,21 @@ if ((${#missing[@]})); then
     echo "setup: no apt-get: install ${missing[*]} (or their equivalents), then run this again" >&2
     exit 1
   fi
-  if ! "${as[@]}" apt-get update -qq >&2 ||
-     ! "${as[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-         --no-install-recommends "${missing[@]}" >&2; then
-    echo "setup: installing failed; as root, run" \
+  # apt's own output goes to a log, shown when something fails.
+  log="$(mktemp "${TMPDIR:-/tmp}/splitconv-setup.XXXXXX")"
+  echo "setup: ${as[*]:+${as[*]} }apt-get update, apt-get install (the output: $log)" >&2
+  if ! "${as[@]}" apt-get update -q >"$log" 2>&1 ||
+     ! "${as[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+         --no-install-recommends "${missing[@]}" >>"$log" 2>&1; then
+    tail -n 15 "$log" >&2
+    echo "setup: installing failed (the whole output: $log); as root, run" \
          "'apt-get update && apt-get install --no-install-recommends ${missing[*]}', then this again" >&2
     exit 1
   fi
-  echo "setup: installed ${missing[*]}" >&2
+  n=$(grep -c '^Setting up ' "$log" || true)
+  echo "setup: installed ${missing[*]} ($n package$([[ $n == 1 ]] || echo s) in all, with what" \
+       "they depend on)" >&2
+  rm -f "$log"
 else
   echo "setup: the packages needed are installed" >&2
 fi

@@ -55,6 +55,10 @@ class CpuBackend final : public Backend {
   std::vector<std::string> choices() const override { return choices_; }
 
   void check_plan(const Model& model, int max_batch) const override;
+  std::optional<MemoryEstimate> memory_estimate(const Model& model, int max_batch) const override {
+    const cpu::CpuMemory m = cpu::CpuEngine::memory_needed(model, max_batch, threads_);
+    return MemoryEstimate{m.parameters, m.activations, m.workspace};
+  }
   void plan(const Model& model, int max_batch) override;
   void upload(Split split, const ImageSet& set) override;
 

@@ -14,7 +14,7 @@
 
 using namespace splitconv;
 
-extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+SPLITCONV_FUZZ_TARGET(checkpoint) {
   const std::string path = fuzz::scratch_file("input.safetensors", data, size);
   Checkpoint ck;
   try {

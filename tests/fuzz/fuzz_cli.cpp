@@ -27,7 +27,7 @@ void without_callbacks(CLI::App& app) {
 
 }  // namespace
 
-extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+SPLITCONV_FUZZ_TARGET(cli) {
   std::vector<std::string> args = {"splitconv"};
   std::string arg;
   for (size_t i = 0; i < size; ++i) {

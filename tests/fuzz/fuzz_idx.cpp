@@ -32,7 +32,7 @@ std::string write_input(const uint8_t* data, size_t size) {
 
 }  // namespace
 
-extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+SPLITCONV_FUZZ_TARGET(idx) {
   const std::string path = write_input(data, size);
   try {
     ImageSet set = read_idx_images(path);

@@ -57,7 +57,7 @@ void use_model(const Model& model) {
 
 }  // namespace
 
-extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+SPLITCONV_FUZZ_TARGET(spec) {
   std::string_view text(reinterpret_cast<const char*>(data), size);
   Spec spec;
   try {

@@ -1,9 +1,13 @@
-// What the libFuzzer targets share (tests/fuzz/README.md): a scratch file for the readers that
-// take a path, and `fail`, which turns a broken promise into a finding.
+// What the libFuzzer targets share (tests/fuzz/README.md): the entry point, a scratch file for
+// the readers that take a path, and `fail`, which turns a broken promise into a finding.
 //
 // A target accepts every input: bad input must end in splitconv::InputError (one line, exit 2
-// at the command line). Any other exception escapes LLVMFuzzerTestOneInput and ends the run
-// as a crash, as do the sanitizers' reports, a timeout and running out of memory.
+// at the command line). Any other exception escapes the entry point and ends a fuzz run as a
+// crash, as do the sanitizers' reports, a timeout and running out of memory.
+//
+// The same sources are compiled into the test suite with SPLITCONV_FUZZ_REPLAY
+// (tests/fuzz_replay_test.cpp replays the corpus and every regression input): there each
+// target is a function of its own name, and `fail` throws instead of aborting.
 #pragma once
 #include <unistd.h>
 
@@ -11,14 +15,31 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <stdexcept>
 #include <string>
 #include <system_error>
 
+#ifdef SPLITCONV_FUZZ_REPLAY
+#define SPLITCONV_FUZZ_TARGET(name) int splitconv_fuzz_##name(const uint8_t* data, size_t size)
+#else
+#define SPLITCONV_FUZZ_TARGET(name) \
+  extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size)
+#endif
+
 namespace splitconv::fuzz {
 
+// A promise the input broke.
+struct Finding : std::logic_error {
+  using std::logic_error::logic_error;
+};
+
 [[noreturn]] inline void fail(const std::string& what) {
+#ifdef SPLITCONV_FUZZ_REPLAY
+  throw Finding("fuzz finding: " + what);
+#else
   std::fprintf(stderr, "fuzz finding: %s\n", what.c_str());
   std::abort();
+#endif
 }
 
 // A directory of this process's own under $TMPDIR (else /tmp), removed at exit.

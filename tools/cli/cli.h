@@ -38,6 +38,10 @@ void write_file_atomic(const std::string& path, const std::string& text);
 void write_json(const std::string& path, const nlohmann::json& j);
 // Progress lines go to stderr only on a terminal, or when forced.
 bool progress_enabled(bool forced);
+// "12.3 MiB (parameters, gradients and Adam state …, activations …, workspace …)", and the
+// same as {parameters, activations, workspace, total} in bytes.
+std::string memory_text(const MemoryEstimate& m);
+nlohmann::json memory_json(const MemoryEstimate& m);
 
 // --- plots and output paths (plot.cpp) ---
 std::string shell_quote(const std::string& s);
