@@ -54,7 +54,7 @@ void run_sweep(const SweepArgs& a) {
   std::string csv = bench::csv_header(), description;
   size_t done = 0, invalid = 0;
   for (const bench::ConvCase& s : cases) {
-    if (a.time_limit > 0 && seconds() > a.time_limit) break;
+    if (done > 0 && a.time_limit > 0 && seconds() > a.time_limit) break;  // the first always runs
     if (progress) std::fprintf(stderr, "[%zu/%zu %.0fs] %s\n", done + 1, cases.size(), seconds(), bench::describe(s).c_str());
     const bench::ConvBenchResult r = bench::bench_conv(s, device, o);
     if (done == 0) {
@@ -119,7 +119,7 @@ void add_bench_sweep(CLI::App* bench) {
       ->check(CLI::PositiveNumber);
   cmd->add_option("--threads", a.threads, "CPU threads (default: all cores)")
       ->check(CLI::Range(1, kMaxThreads));
-  cmd->add_option("--time-limit", a.time_limit, "start no new shape after this many seconds")
+  cmd->add_option("--time-limit", a.time_limit, "start no new shape after this many seconds (the first always runs)")
       ->check(CLI::PositiveNumber);
   cmd->add_flag("--progress", a.progress, "progress on stderr even when it is not a terminal");
   cmd->callback([] { run_sweep(a); });
