@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 gpu_only=0
 [[ "${1:-}" == "--gpu" ]] && gpu_only=1
-tools/setup.sh build
+# The CPU suite's script tests also need Python modules (the ONNX export test's).
+SPLITCONV_SETUP_TESTS=$((1 - gpu_only)) tools/setup.sh build
 # The data lets the tests that train on real MNIST run; without it they skip and say so.
 tools/fetch-data.sh --dataset mnist >&2 || echo "test: MNIST not fetched; its tests will skip" >&2
 export SPLITCONV_DATA="${SPLITCONV_DATA:-$PWD/data}"
