@@ -270,6 +270,9 @@ void Importer::add_constant(const std::string& name, const pb::TensorProto& t,
     case pb::TensorProto::INT32:
       width = 4, field = t.int32_data_size();
       break;
+    case pb::TensorProto::BOOL:  // one byte each in raw_data, else one int32_data entry each
+      width = 1, field = t.int32_data_size();
+      break;
     default:
       break;  // other types are refused where they are used
   }
@@ -418,6 +421,7 @@ void Importer::read_input() {
   const pb::GraphProto& g = model_.graph();
   for (const auto& t : g.initializer()) {
     if (t.name().empty()) fail("an initializer has no name");
+    if (constant(t.name())) fail("two initializers are named " + t.name());
     add_constant(t.name(), t, "initializer");
   }
   if (g.sparse_initializer_size() > 0)

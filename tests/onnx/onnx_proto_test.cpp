@@ -59,9 +59,9 @@ pb::TensorProto* initializer(pb::ModelProto& m, const std::string& name) {
 
 // import_onnx of the edited seed-v0 fixture must throw InputError naming the file and `says`.
 void expect_refused(const std::string& name, const std::function<void(pb::ModelProto&)>& edit,
-                    const std::string& says) {
+                    const std::string& says, const std::string& fixture = "seed-v0.onnx") {
   SCOPED_TRACE(name);
-  pb::ModelProto m = load("seed-v0.onnx");
+  pb::ModelProto m = load(fixture);
   edit(m);
   const std::string path = save(m, name + ".onnx");
   try {
@@ -206,6 +206,22 @@ TEST(OnnxProto, EachFaultIsRefusedWithItsOwnMessage) {
           if (n.op_type() == "MaxPool" && ++seen == 2) attribute(&n, "ceil_mode")->set_i(1);
       },
       "ceil_mode 1 on a 11x11x64 input");
+  expect_refused(
+      "dropout-training",
+      [](auto& m) {
+        pb::TensorProto* on = m.mutable_graph()->add_initializer();
+        on->set_name("training_on");
+        on->set_data_type(pb::TensorProto::BOOL);
+        on->set_raw_data(std::string(1, '\1'));
+        pb::NodeProto* d = first(m, "Dropout");
+        d->add_input("");
+        d->add_input("training_on");
+      },
+      "node skip_dropout (Dropout): training_mode is on", "logits.onnx");
+  expect_refused(
+      "two-initializers",
+      [](auto& m) { *m.mutable_graph()->add_initializer() = m.graph().initializer(0); },
+      "two initializers are named");
   expect_refused(
       "flatten-axis", [](auto& m) { attribute(first(m, "Flatten"), "axis")->set_i(2); },
       "axis 2: import reads a flatten to [N, -1]");
