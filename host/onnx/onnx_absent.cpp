@@ -15,7 +15,7 @@ namespace {
 
 bool onnx_available() { return false; }
 
-OnnxImport import_onnx(const std::string& path) { absent(path); }
+ImportedModel import_onnx(const std::string& path) { absent(path); }
 
 void export_onnx(const std::string& path, const Model&, const std::vector<float>&) { absent(path); }
 

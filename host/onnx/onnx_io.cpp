@@ -24,6 +24,7 @@
 
 #include "splitconv/error.h"
 #include "splitconv/files.h"
+#include "splitconv/import.h"
 #include "splitconv/onnx.h"
 
 namespace splitconv {
@@ -43,27 +44,6 @@ std::string ints_text(const std::vector<int64_t>& v) {
     s += v[i] == kBatch ? "N" : std::to_string(v[i]);
   }
   return s + "]";
-}
-
-bool is_spec_name(const std::string& s) {
-  if (s.empty() || s.size() > 64 || !std::isalpha(static_cast<unsigned char>(s[0]))) return false;
-  return std::all_of(s.begin(), s.end(), [](char c) {
-    return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-';
-  });
-}
-
-const char* default_prefix(LayerKind k) {
-  switch (k) {
-    case LayerKind::Conv:
-      return "conv";
-    case LayerKind::MaxPool:
-      return "pool";
-    case LayerKind::Flatten:
-      return "flatten";
-    case LayerKind::Dense:
-      return "dense";
-  }
-  return "layer";
 }
 
 // Floats of a tensor's raw_data are little-endian.
@@ -130,7 +110,7 @@ struct ActShape {
 class Importer {
  public:
   explicit Importer(std::string path) : path_(std::move(path)) {}
-  OnnxImport run();
+  ImportedModel run();
 
  private:
   [[noreturn]] void fail(const std::string& fault) const { throw InputError(path_ + ": " + fault); }
@@ -144,7 +124,7 @@ class Importer {
   void read_model();
   void read_input();
   void walk();
-  void finish(OnnxImport& out);
+  void finish(ImportedModel& out);
 
   // --- tensors ---
   void add_constant(const std::string& name, const pb::TensorProto& t, const std::string& what);
@@ -940,7 +920,7 @@ void Importer::walk() {
          ")");
 }
 
-void Importer::finish(OnnxImport& out) {
+void Importer::finish(ImportedModel& out) {
   if (layers_.empty()) fail("the graph has no layers");
   Pending& last = layers_.back();
   if (last.spec.kind != LayerKind::Dense)
@@ -959,43 +939,15 @@ void Importer::finish(OnnxImport& out) {
   Spec spec;
   spec.source = path_;
   spec.in_h = in_h_, spec.in_w = in_w_, spec.in_c = in_c_;
-  std::map<std::string, int> counts;
+  // A layer takes its first node's name when every such name is a valid spec name (as in a
+  // model splitconv exported); else the default names.
+  std::vector<std::string> names;
   for (const auto& p : layers_) {
-    LayerSpec l = p.spec;
-    l.name = default_prefix(l.kind) + std::to_string(++counts[default_prefix(l.kind)]);
-    spec.layers.push_back(l);
+    spec.layers.push_back(p.spec);
+    names.push_back(p.nodes.front());
   }
-  // The first node's name of each layer becomes its name when every one is a valid spec name
-  // and they are unique (as in a model splitconv exported); else the default names stay.
-  Spec named = spec;
-  bool use_nodes = true;
-  std::set<std::string> seen;
-  for (size_t i = 0; i < layers_.size() && use_nodes; ++i) {
-    const std::string& name = layers_[i].nodes.front();
-    use_nodes = is_spec_name(name) && seen.insert(name).second;
-    named.layers[i].name = name;
-  }
-  Model model;
-  auto build = [&](const Spec& s) {
-    // Through the spec's text, so the spec checks (sizes, shapes) speak of its lines.
-    return build_model(parse_spec(format_spec(s), path_ + ":spec"));
-  };
-  if (use_nodes) {
-    try {
-      model = build(named);
-      spec = named;
-    } catch (const InputError&) {
-      use_nodes = false;  // a name that clashes with a default name: keep the defaults
-    }
-  }
-  if (!use_nodes) {
-    try {
-      model = build(spec);
-    } catch (const InputError& e) {
-      fail(std::string("the imported model does not build: ") + e.what());
-    }
-  }
-  out.spec = model.spec;
+  const Model model = build_imported(spec, names, path_);
+  out.spec = spec;
   out.model = model;
   out.has_weights = has_weights_;
   if (has_weights_) {
@@ -1013,20 +965,21 @@ void Importer::finish(OnnxImport& out) {
       }
     }
   }
-  out.opset = opset_;
-  out.producer = model_.producer_name();
-  if (!model_.producer_version().empty()) out.producer += " " + model_.producer_version();
-  out.nodes = model_.graph().node_size();
+  out.origin = "ONNX opset " + std::to_string(opset_);
+  if (!model_.producer_name().empty()) out.origin += ", " + model_.producer_name();
+  if (!model_.producer_version().empty()) out.origin += " " + model_.producer_version();
+  out.part_kind = "nodes";
+  out.parts = model_.graph().node_size();
   for (size_t i = 0; i < layers_.size(); ++i)
     out.sources.push_back({model.layers[i].name(), layers_[i].nodes});
   out.notes = notes_;
 }
 
-OnnxImport Importer::run() {
+ImportedModel Importer::run() {
   read_model();
   read_input();
   walk();
-  OnnxImport out;
+  ImportedModel out;
   finish(out);
   return out;
 }
@@ -1060,7 +1013,7 @@ void set_shape(pb::ValueInfoProto* v, const std::string& name, std::vector<int64
 
 bool onnx_available() { return true; }
 
-OnnxImport import_onnx(const std::string& path) { return Importer(path).run(); }
+ImportedModel import_onnx(const std::string& path) { return Importer(path).run(); }
 
 void export_onnx(const std::string& path, const Model& model, const std::vector<float>& params) {
   if (params.size() != size_t(model.param_floats))

@@ -245,13 +245,13 @@ TEST(OnnxProto, BytesThatAreNoModelAreRefused) {
 
 // The same network written in other forms imports to the same spec and weights.
 TEST(OnnxProto, OtherFormsOfTheSameLayersImportAlike) {
-  const splitconv::OnnxImport base = splitconv::import_onnx(kFixtures + "seed-v0.onnx");
+  const splitconv::ImportedModel base = splitconv::import_onnx(kFixtures + "seed-v0.onnx");
   auto same = [&](const std::string& name, const std::function<void(pb::ModelProto&)>& edit) {
     SCOPED_TRACE(name);
     pb::ModelProto m = load("seed-v0.onnx");
     edit(m);
     const std::string path = save(m, name + ".onnx");
-    const splitconv::OnnxImport r = splitconv::import_onnx(path);
+    const splitconv::ImportedModel r = splitconv::import_onnx(path);
     fs::remove(path);
     EXPECT_EQ(splitconv::format_spec(r.spec), splitconv::format_spec(base.spec));
     return r;

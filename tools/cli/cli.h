@@ -24,7 +24,7 @@ void add_bench_layers(CLI::App* bench);  // bench layers (cmd_bench_sweep.cpp)
 void add_train(CLI::App& app);
 void add_compare(CLI::App& app);
 void add_evaluate(CLI::App& app);
-void add_onnx(CLI::App& app);  // import, export (cmd_onnx.cpp)
+void add_import(CLI::App& app);  // import, export (cmd_import.cpp)
 
 using splitconv::thousands;  // "93,322"
 std::string hwc(const Shape& s);

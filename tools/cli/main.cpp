@@ -41,7 +41,7 @@ int main(int argc, char** argv) {
   splitconv::cli::add_train(app);
   splitconv::cli::add_compare(app);
   splitconv::cli::add_evaluate(app);
-  splitconv::cli::add_onnx(app);
+  splitconv::cli::add_import(app);
   splitconv::cli::add_data(app);
   splitconv::cli::add_devices(app);
   splitconv::cli::add_bench(app);

@@ -1,10 +1,13 @@
-// splitconv import MODEL.onnx: a sequential ONNX graph as a spec and a checkpoint.
+// splitconv import MODEL.onnx: a sequential ONNX graph as a spec and a checkpoint;
+// splitconv import MODEL.json: a Keras Sequential config as a spec (splitconv/keras.h).
 // splitconv export CK -o MODEL.onnx: a checkpoint as an ONNX model (splitconv/onnx.h).
+#include <algorithm>
 #include <cstdio>
 
 #include "cli.h"
 #include "splitconv/checkpoint.h"
 #include "splitconv/error.h"
+#include "splitconv/keras.h"
 #include "splitconv/onnx.h"
 
 namespace splitconv::cli {
@@ -29,30 +32,34 @@ std::string layer_text(const LayerSpec& l) {
 void run_import(const ImportArgs& a) {
   if (!a.out_path.empty()) check_writable(a.out_path, "--output");
   if (!a.weights_path.empty()) check_writable(a.weights_path, "--weights");
-  OnnxImport r = import_onnx(a.model_path);
+  const bool keras = a.model_path.ends_with(".json") || looks_like_json(a.model_path);
+  ImportedModel r = keras ? import_keras_json(a.model_path) : import_onnx(a.model_path);
   if (!a.weights_path.empty() && !r.has_weights)
     throw InputError(a.model_path +
-                     ": the graph holds no weights (exported without its "
-                     "parameters); leave out --weights");
-  std::string title = "imported from " + a.model_path + " (ONNX opset " + std::to_string(r.opset);
-  if (!r.producer.empty()) title += ", " + r.producer;
-  title += ")";
-  const std::string text = format_spec(r.spec, title);
+                     (keras ? ": a Keras config holds no weights"
+                            : ": the graph holds no weights (exported without its "
+                              "parameters)") +
+                     "; leave out --weights");
+  const std::string text =
+      format_spec(r.spec, "imported from " + a.model_path + " (" + r.origin + ")");
 
-  // The mapping, node by node: on stdout when the spec goes to a file, else on stderr.
-  std::string table = a.model_path + ": " + std::to_string(r.nodes) + " nodes -> " +
+  // The mapping, part by part: on stdout when the spec goes to a file, else on stderr.
+  std::string table = a.model_path + ": " + std::to_string(r.parts) + " " + r.part_kind + " -> " +
                       std::to_string(r.model.layers.size()) + " layers, " +
                       thousands(r.model.total_params) + " parameters, " +
                       thousands(r.model.total_macs) + " MACs per image\n";
+  int width = 12;
+  for (const auto& src : r.sources) width = std::max(width, int(src.layer.size()) + 1);
   char line[512];
-  std::snprintf(line, sizeof line, "  %-12s %-40s %s\n", "layer", "spec", "nodes");
+  std::snprintf(line, sizeof line, "  %-*s %-40s %s\n", width, "layer", "spec",
+                r.part_kind.c_str());
   table += line;
   for (size_t i = 0; i < r.sources.size(); ++i) {
-    std::string nodes;
-    for (const auto& n : r.sources[i].nodes) nodes += (nodes.empty() ? "" : ", ") + n;
-    std::snprintf(line, sizeof line, "  %-12s %-40s ", r.sources[i].layer.c_str(),
+    std::string parts;
+    for (const auto& n : r.sources[i].parts) parts += (parts.empty() ? "" : ", ") + n;
+    std::snprintf(line, sizeof line, "  %-*s %-40s ", width, r.sources[i].layer.c_str(),
                   layer_text(r.spec.layers[i]).c_str());
-    table += line + nodes + "\n";
+    table += line + parts + "\n";
   }
   for (const auto& n : r.notes) table += "  note: " + n + "\n";
 
@@ -73,13 +80,14 @@ void run_import(const ImportArgs& a) {
 
 }  // namespace
 
-void add_onnx(CLI::App& app) {
+void add_import(CLI::App& app) {
   auto* im = app.add_subcommand(
       "import",
-      "A sequential ONNX model (Conv, Relu, MaxPool, Flatten, Gemm, ...) as a spec and, "
-      "with --weights, a checkpoint of its weights");
+      "A sequential ONNX model (Conv, Relu, MaxPool, Flatten, Gemm, ...) as a spec and, with "
+      "--weights, a checkpoint of its weights; or a Keras Sequential model's to_json() as a spec");
   static ImportArgs a;
-  im->add_option("MODEL", a.model_path, "an ONNX model (.onnx)")->required();
+  im->add_option("MODEL", a.model_path, "an ONNX model (.onnx) or a Keras config (.json)")
+      ->required();
   im->add_option("-o,--output", a.out_path, "write the spec here (default: stdout)");
   im->add_option("--weights", a.weights_path, "write the weights as a checkpoint (.safetensors)");
   im->callback([] { run_import(a); });
