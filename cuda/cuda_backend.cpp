@@ -75,11 +75,18 @@ void CudaBackend::plan(const Model& model, int max_batch) {
     std::string why;
     auto program = fused::make_program(model, plan, &why);
     if (program) why = FusedEngine::why_not(state_, *program, max_batch);
-    if (why.empty())
-      fused_ = std::make_unique<FusedEngine>(state_, plan, std::move(*program), tuning_.graphs,
-                                             opts_.fused_blocks);
-    else
-      engine_note_ = "the fused engine cannot run this model: " + why;
+    if (why.empty()) {
+      try {
+        fused_ = std::make_unique<FusedEngine>(state_, plan, std::move(*program), tuning_.graphs,
+                                               opts_.fused_blocks, tuning_.fused_eval_chunk);
+      } catch (const InputError&) {
+        throw;
+      } catch (const Error& e) {  // an allocation or attribute the device refused
+        CUDA_CHECK(cudaStreamSynchronize(state_.stream()));
+        why = e.what();
+      }
+    }
+    if (!fused_) engine_note_ = "the fused engine cannot run this model: " + why;
   }
   if (!fused_) engine_ = std::make_unique<GraphEngine>(state_, plan, tuning_.graphs);
   train_images_ = 0;
@@ -116,16 +123,7 @@ Metrics CudaBackend::evaluate(Split split, int64_t limit) {
 
 void CudaBackend::predict(const ImageSet& images, std::span<float> probabilities) {
   require_plan("predict");
-  const Shape& in = state_.model().input;
-  const int classes = state_.model().classes;
-  if (images.h != in.h || images.w != in.w || images.c != in.c ||
-      int64_t(images.pixels.size()) != images.count * in.size()) {
-    throw Error("cuda backend: the images to predict do not match the model input");
-  }
-  if (int64_t(probabilities.size()) != images.count * classes) {
-    throw Error("cuda backend: room for " + std::to_string(probabilities.size()) +
-                " probabilities, expected " + std::to_string(images.count * classes));
-  }
+  check_predict("cuda backend", state_.model(), images, probabilities);
   if (fused_) fused_->predict(images, probabilities);
   else engine_->predict(images, probabilities);
 }

@@ -17,6 +17,7 @@ namespace splitconv::gpu {
 
 struct Tuning {
   bool graphs = true;  // capture full-batch steps as a CUDA graph (false: always eager)
+  int fused_eval_chunk = 0;  // fused engine: images per forward-only launch (0: its choice)
 };
 
 class CudaBackend final : public Backend {

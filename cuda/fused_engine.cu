@@ -103,13 +103,15 @@ __device__ void run_image(const ImageArgs& k, int b, int t, int T, const Arena& 
   }
 }
 
-// One block per image: the arena in shared memory, or in global memory when k.arena is set.
-__global__ void __launch_bounds__(FusedEngine::kThreads) image_kernel(ImageArgs k) {
+// One block per image: the arena in shared memory (kShared), or in global memory at k.arena —
+// two instantiations, so each reads its arena with the memory space's own loads.
+template <bool kShared>
+__global__ void __launch_bounds__(FusedEngine::kThreads, 1) image_kernel(ImageArgs k) {
   extern __shared__ float4 shared_arena[];
   const int b = int(blockIdx.x);
-  float* a = k.arena ? k.arena + int64_t(b) * k.arena_floats : reinterpret_cast<float*>(shared_arena);
-  int32_t* ia = k.arena ? k.iarena + int64_t(b) * k.arena_ints
-                        : reinterpret_cast<int32_t*>(reinterpret_cast<float*>(shared_arena) + k.arena_floats);
+  float* a = kShared ? reinterpret_cast<float*>(shared_arena) : k.arena + int64_t(b) * k.arena_floats;
+  int32_t* ia = kShared ? reinterpret_cast<int32_t*>(reinterpret_cast<float*>(shared_arena) + k.arena_floats)
+                        : k.iarena + int64_t(b) * k.arena_ints;
   run_image(k, b, int(threadIdx.x), int(blockDim.x), fused::LocalArena{a, ia},
             [] { __syncthreads(); });
 }
@@ -119,7 +121,7 @@ __global__ void __launch_bounds__(FusedEngine::kThreads) image_kernel(ImageArgs 
 // at cluster scope) between phases. The arena: a copy in each block's shared memory where it
 // fits (reads local, writes to every copy), else one in global memory. Same outputs, same
 // sums: only which thread computes an element changes, never how.
-__global__ void __launch_bounds__(FusedEngine::kThreads) image_cluster_kernel(ImageArgs k) {
+__global__ void __launch_bounds__(FusedEngine::kThreads, 1) image_cluster_kernel(ImageArgs k) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   namespace cg = cooperative_groups;
   extern __shared__ float4 shared_arena[];
@@ -213,41 +215,53 @@ Layout layout_of(const fused::FusedProgram& prog, int max_batch) {
   return l;
 }
 
-// Blocks per image: a cluster where the device has them and the batch leaves SMs idle (one
-// block per image would use max_batch of them), up to the portable 8; 1 otherwise.
+// Blocks per image: a cluster where the device has them, this build's code for the cluster
+// kernel is Hopper's (a build for older architectures only, JIT-compiled for the card, has a
+// stub there) and the batch leaves SMs idle; the largest size up to the portable 8 of which
+// max_batch clusters can be resident at once (a cluster lives inside one GPC, so fewer fit
+// than SMs ÷ size), so that a step is one wave. 1 otherwise.
 int choose_cluster(int max_batch, int requested, size_t shared) {
   int device = 0, major = 0, sms = 0;
   CUDA_CHECK(cudaGetDevice(&device));
   CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
   CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
   if (major < 9 || requested == 1) return 1;
-  int c = requested > 0 ? requested : sms / std::max(max_batch, 1);
-  c = std::clamp(c, 1, 8);
-  if (c == 1) return 1;
-  // Can a cluster of c blocks of kThreads be resident at all?
-  cudaLaunchConfig_t cfg = {};
-  cfg.gridDim = dim3(unsigned(c));
-  cfg.blockDim = dim3(FusedEngine::kThreads);
-  cfg.dynamicSmemBytes = shared;
-  cudaLaunchAttribute attr[1];
-  attr[0].id = cudaLaunchAttributeClusterDimension;
-  attr[0].val.clusterDim.x = unsigned(c);
-  attr[0].val.clusterDim.y = 1;
-  attr[0].val.clusterDim.z = 1;
-  cfg.attrs = attr;
-  cfg.numAttrs = 1;
-  int clusters = 0;
-  if (cudaOccupancyMaxActiveClusters(&clusters, image_cluster_kernel, &cfg) != cudaSuccess ||
-      clusters < 1) {
+  cudaFuncAttributes attrs = {};
+  if (cudaFuncGetAttributes(&attrs, image_cluster_kernel) != cudaSuccess || attrs.ptxVersion < 90) {
     (void)cudaGetLastError();
     return 1;
   }
-  return c;
+  auto resident = [&](int c) {  // clusters of c blocks that fit at once
+    cudaLaunchConfig_t cfg = {};
+    cfg.gridDim = dim3(unsigned(c));
+    cfg.blockDim = dim3(FusedEngine::kThreads);
+    cfg.dynamicSmemBytes = shared;
+    cudaLaunchAttribute attr[1];
+    attr[0].id = cudaLaunchAttributeClusterDimension;
+    attr[0].val.clusterDim.x = unsigned(c);
+    attr[0].val.clusterDim.y = 1;
+    attr[0].val.clusterDim.z = 1;
+    cfg.attrs = attr;
+    cfg.numAttrs = 1;
+    int clusters = 0;
+    if (cudaOccupancyMaxActiveClusters(&clusters, image_cluster_kernel, &cfg) != cudaSuccess) {
+      (void)cudaGetLastError();
+      return 0;
+    }
+    return clusters;
+  };
+  if (requested > 1) return resident(std::min(requested, 8)) >= 1 ? std::min(requested, 8) : 1;
+  for (int c = std::min(8, sms / std::max(max_batch, 1)); c >= 2; --c)
+    if (resident(c) >= max_batch) return c;
+  return 1;
 }
 
 void launch_images(const ImageArgs& k, int n, int cluster, size_t shared, cudaStream_t s) {
   if (cluster == 1) {
-    image_kernel<<<unsigned(n), FusedEngine::kThreads, shared, s>>>(k);
+    if (shared)
+      image_kernel<true><<<unsigned(n), FusedEngine::kThreads, shared, s>>>(k);
+    else
+      image_kernel<false><<<unsigned(n), FusedEngine::kThreads, 0, s>>>(k);
     CHECK_LAUNCH();
     return;
   }
@@ -297,19 +311,25 @@ std::string FusedEngine::why_not(const DeviceState&, const fused::FusedProgram& 
 }
 
 FusedEngine::FusedEngine(DeviceState& state, const StepPlan& plan, fused::FusedProgram program,
-                         bool graphs, int cluster)
+                         bool graphs, int cluster, int eval_chunk)
     : state_(state), plan_(plan), prog_(std::move(program)), graphs_(graphs) {
   const Layout l = layout_of(prog_, plan_.max_batch);
   shared_arena_ = l.shared;
   const size_t shared = shared_arena_ ? size_t(prog_.arena_bytes()) : 0;
   if (shared) {
-    CUDA_CHECK(cudaFuncSetAttribute(image_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                    int(shared)));
+    // The limit belongs to the kernel, not to this engine: raise it to the device's (it
+    // reserves nothing), so another engine's smaller arena never lowers it under this one.
+    const int limit = shared_limit();
+    CUDA_CHECK(cudaFuncSetAttribute(image_kernel<true>,
+                                    cudaFuncAttributeMaxDynamicSharedMemorySize, limit));
     CUDA_CHECK(cudaFuncSetAttribute(image_cluster_kernel,
-                                    cudaFuncAttributeMaxDynamicSharedMemorySize, int(shared)));
+                                    cudaFuncAttributeMaxDynamicSharedMemorySize, limit));
   }
   cluster_ = choose_cluster(plan_.max_batch, cluster, shared);
-  eval_chunk_ = l.eval_chunk;
+  int device = 0;
+  CUDA_CHECK(cudaGetDevice(&device));
+  CUDA_CHECK(cudaDeviceGetAttribute(&sms_, cudaDevAttrMultiProcessorCount, device));
+  eval_chunk_ = eval_chunk > 0 ? std::max(eval_chunk, plan_.max_batch) : l.eval_chunk;
   fwd_ops_ = DeviceBuffer<FusedOp>(prog_.forward.size(), "the fused program");
   bwd_ops_ = DeviceBuffer<FusedOp>(prog_.backward.size(), "the fused program");
   const cudaStream_t s = state_.stream();
@@ -430,7 +450,10 @@ void FusedEngine::enqueue_forward(const uint8_t* pixels, const uint8_t* labels, 
   k.loss = labels ? img_loss_.get() : nullptr;
   k.correct = labels ? img_correct_.get() : nullptr;
   k.probs = probs;
-  launch_images(k, n, cluster_, shared_arena_ ? size_t(prog_.arena_bytes()) : 0, state_.stream());
+  // A chunk of at least an image per SM fills the card with one block per image; a cluster
+  // would only add copies of every write (the same bits either way).
+  const int cluster = n >= sms_ ? 1 : cluster_;
+  launch_images(k, n, cluster, shared_arena_ ? size_t(prog_.arena_bytes()) : 0, state_.stream());
 }
 
 void FusedEngine::evaluate(const StoredSplit& data, int64_t total) {

@@ -30,8 +30,10 @@ class FusedEngine {
   // cluster: blocks per image — 0 chooses (a thread-block cluster on Hopper and later when the
   // batch leaves SMs idle), 1 one block, more a cluster of that many (capped at 8; 1 where the
   // device has no clusters).
+  // eval_chunk: images per forward-only launch (0: as many as fit, up to 4,096; tests set a
+  // small one to cover the chunking).
   FusedEngine(DeviceState& state, const StepPlan& plan, fused::FusedProgram program, bool graphs,
-              int cluster = 0);
+              int cluster = 0, int eval_chunk = 0);
   FusedEngine(const FusedEngine&) = delete;
   FusedEngine& operator=(const FusedEngine&) = delete;
 
@@ -59,6 +61,7 @@ class FusedEngine {
   fused::FusedProgram prog_;
   bool graphs_;
   int cluster_ = 1;            // blocks per image
+  int sms_ = 0;                // multiprocessors
   bool shared_arena_ = false;  // the arena in shared memory (else arena_ below)
   int eval_chunk_ = 0;         // images per forward-only launch
   DeviceBuffer<fused::FusedOp> fwd_ops_, bwd_ops_;

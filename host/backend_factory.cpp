@@ -5,7 +5,32 @@
 
 namespace splitconv {
 
+void check_predict(const char* who, const Model& model, const ImageSet& images,
+                   std::span<const float> probabilities) {
+  const Shape& in = model.input;
+  if (images.h != in.h || images.w != in.w || images.c != in.c ||
+      int64_t(images.pixels.size()) != images.count * in.size()) {
+    throw Error(std::string(who) + ": the images to predict do not match the model input");
+  }
+  if (int64_t(probabilities.size()) != images.count * model.classes) {
+    throw Error(std::string(who) + ": room for " + std::to_string(probabilities.size()) +
+                " probabilities, expected " + std::to_string(images.count * model.classes));
+  }
+}
+
 void Backend::check_plan(const Model& model, int max_batch) const { make_plan(model, max_batch); }
+
+std::optional<MemoryEstimate> Backend::memory_estimate(const Model& model, int max_batch) const {
+  make_plan(model, max_batch);
+  return std::nullopt;
+}
+
+int64_t MemoryEstimate::total() const {
+  int64_t sum = 0;
+  for (int64_t part : {parameters, activations, workspace})
+    sum = part > INT64_MAX - sum ? INT64_MAX : sum + part;
+  return sum;
+}
 
 std::unique_ptr<Backend> make_backend(const std::string& device, const BackendOptions& opts) {
   if (opts.engine != "graph" && opts.engine != "fused" && opts.engine != "auto")

@@ -161,10 +161,12 @@ SvdSplitResult svd_split(const Model& model, std::span<const float> params,
     const Layer& l = *d.layer;
     const int K = ranks[li];
     const int m = l.out.c, c = l.in.c, n1 = l.spec.kh, n2 = l.spec.kw;
-    const ParamSlot& vw = slot_named(r.model, l.name() + "_v.weight");
-    const ParamSlot& vb = slot_named(r.model, l.name() + "_v.bias");
-    const ParamSlot& hw = slot_named(r.model, l.name() + "_h.weight");
-    const ParamSlot& hb = slot_named(r.model, l.name() + "_h.bias");
+    // Copies: GCC 14 takes a reference returned from a call with a temporary argument for a
+    // dangling one (-Wdangling-reference).
+    const ParamSlot vw = slot_named(r.model, l.name() + "_v.weight");
+    const ParamSlot vb = slot_named(r.model, l.name() + "_v.bias");
+    const ParamSlot hw = slot_named(r.model, l.name() + "_h.weight");
+    const ParamSlot hb = slot_named(r.model, l.name() + "_h.bias");
     const ParamSlot& ob = model.slots[size_t(l.bias)];
     float* wv = r.params.data() + vw.offset;  // K×c×n1×1
     float* wh = r.params.data() + hw.offset;  // m×K×1×n2

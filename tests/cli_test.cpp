@@ -368,3 +368,24 @@ TEST_F(CliData, TargetAccuracyIsReportedInTheJson) {
   expect_refused(train(model_, "--target-accuracy 1.5"), "--target-accuracy: expected an accuracy");
   expect_refused(train(model_, "--lr-schedule cyclic"), "--lr-schedule: expected constant");
 }
+
+// compare with a target: per model, how many seeds reached it and the spread of the time and
+// of the final accuracy.
+TEST_F(CliData, CompareSummarisesTheTimeToTarget) {
+  const std::string json = dir_ + "/c.json";
+  Result r = run("compare " + model_ + " --device cpu --threads 2 --data-dir " + dir_ +
+                 " --epochs 1 --limit 32 --seeds 2 --target-accuracy 0.01 --json " + json);
+  ASSERT_EQ(r.code, 0) << r.err;
+  std::ifstream in(json);
+  const auto j = nlohmann::json::parse(in);
+  const auto& t = j["summary"][0]["target"];
+  EXPECT_EQ(t["seeds"], 2);
+  EXPECT_EQ(t["reached"], 2) << "an accuracy of 1% is reached at the first evaluation";
+  EXPECT_EQ(t["time_to_target_seconds"]["n"], 2);
+  EXPECT_LE(t["time_to_target_seconds"]["min"].get<double>(),
+            t["time_to_target_seconds"]["max"].get<double>());
+  EXPECT_EQ(t["steps_to_target"]["mean"], 1.0) << "one step an epoch of 32 images";
+  EXPECT_EQ(t["final_accuracy"]["n"], 2);
+  EXPECT_TRUE(j["models"][0]["target"]["reached"].get<bool>());
+  EXPECT_NE(r.out.find("target 0.0100 reached by 2 of 2 seeds"), std::string::npos) << r.out;
+}

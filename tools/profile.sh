@@ -11,7 +11,14 @@
 #
 # usage: tools/profile.sh MODEL [OUTDIR]           (OUTDIR default: profile-out)
 #        tools/profile.sh --table ncu|nsys|nvtx CSV  print the table of a CSV written before
-# env:   SPLITCONV        the binary (default build/splitconv)
+#        tools/profile.sh --help
+#        Relative paths (MODEL, OUTDIR, CSV, $SPLITCONV, $SPLITCONV_DATA) are taken from the
+#        current directory.
+# needs: a CUDA build of splitconv and a CUDA device; NVIDIA's Nsight Compute (ncu) and, for
+#        the timeline, Nsight Systems (nsys), both from the CUDA toolkit (tools/setup.sh does
+#        not install them); python3 for the tables.
+# env:   SPLITCONV        the binary (default build/splitconv in the repository)
+#        SPLITCONV_DATA   the data directory (default data in the repository)
 #        PROFILE_DATASET  mnist (default) or fashion-mnist;  PROFILE_LIMIT  images (9600)
 #        PROFILE_KERNELS  ncu's kernel filter (default regex:. , every kernel of the step)
 #        PROFILE_SKIP     kernel launches ncu lets pass first: set-up, algorithm search and
@@ -19,7 +26,10 @@
 #        PROFILE_COUNT    kernel launches ncu profiles from there (default 400, ~10 steps)
 #        NCU, NSYS        the profiler commands (default ncu, nsys; /usr/local/cuda/bin too)
 set -euo pipefail
-cd "$(dirname "$0")/.."
+here="$PWD"
+root="$(cd "$(dirname "$0")/.." && pwd)"
+abs() { if [[ "$1" == /* ]]; then echo "$1"; else echo "$here/$1"; fi; }
+usage_line="usage: tools/profile.sh MODEL [OUTDIR] | --table ncu|nsys|nvtx CSV; --help"
 
 say() { echo "profile: $*" >&2; }
 
@@ -217,20 +227,27 @@ sys.exit(f"table: unknown kind {kind}")
 PY
 }
 
-if [[ "${1:-}" == "--table" ]]; then
-  [[ $# -eq 3 ]] || { echo "usage: tools/profile.sh --table ncu|nsys|nvtx CSV" >&2; exit 2; }
-  table "$2" "$3"
-  exit $?
-fi
-if [[ $# -lt 1 || $# -gt 2 || "$1" == -* ]]; then
-  sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//' >&2
-  [[ "${1:-}" == "-h" || "${1:-}" == "--help" ]] && exit 0
+case "${1:-}" in
+  -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit 0 ;;
+  --table)
+    [[ $# -eq 3 ]] || { say "--table takes KIND CSV ($usage_line)"; exit 2; }
+    case "$2" in ncu | nsys | nvtx) ;; *) say "--table: unknown kind '$2' ($usage_line)"; exit 2 ;; esac
+    [[ -f "$3" ]] || { say "--table: no CSV file $3"; exit 2; }
+    table "$2" "$3"
+    exit $? ;;
+  -*) say "unknown option '$1' ($usage_line)"; exit 2 ;;
+esac
+if [[ $# -lt 1 || $# -gt 2 ]]; then
+  say "expected MODEL [OUTDIR], got $# arguments ($usage_line)"
   exit 2
 fi
+[[ "${2:-}" != -* ]] || { say "unknown option '$2' ($usage_line)"; exit 2; }
 
-model="$1"
-out="${2:-profile-out}"
-bin="${SPLITCONV:-build/splitconv}"
+model="$(abs "$1")"
+out="$(abs "${2:-profile-out}")"
+bin="$(abs "${SPLITCONV:-$root/build/splitconv}")"
+export SPLITCONV_DATA="$(abs "${SPLITCONV_DATA:-$root/data}")"
+cd "$root"
 dataset="${PROFILE_DATASET:-mnist}"
 limit="${PROFILE_LIMIT:-9600}"
 kernels="${PROFILE_KERNELS:-regex:.}"

@@ -2,14 +2,30 @@
 # The SVD-split experiment of docs/results-svd.md: train, split a trained layer by the SVD of
 # its kernel at several ranks (with and without a ReLU between the pair), evaluate right after
 # the split, fine-tune one epoch, and compare with the split model trained from scratch.
-#   BIN=build/splitconv OUT=/tmp/svd DEVICE=cpu tools/svd-experiment.sh [seed|wide5|all]
-# Every run writes OUT/NAME.json; the log of commands goes to stderr.
+#
+# usage: [BIN=build/splitconv] [OUT=/tmp/svd] [DEVICE=cpu] tools/svd-experiment.sh [seed|wide5|all]
+#   seed   seed-v0's conv3 at ranks 64, 32, 16 (5 epochs of MNIST first)
+#   wide5  wide5-v0's conv2 and conv3 at ranks 64, 32 (2 epochs of 20,000 images)
+#   all    both (the default)
+# Every run writes OUT/NAME.json; the log of commands goes to stderr. Relative paths (BIN, OUT,
+# SPLITCONV_DATA) are taken from the current directory; BIN defaults to build/splitconv and the
+# data to data/, both in the repository.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-BIN=${BIN:-build/splitconv}
-OUT=${OUT:-/tmp/svd}
+here="$PWD"
+root="$(cd "$(dirname "$0")/.." && pwd)"
+abs() { if [[ "$1" == /* ]]; then echo "$1"; else echo "$here/$1"; fi; }
+usage_line="usage: tools/svd-experiment.sh [seed|wide5|all]; --help"
+case "$#:${1:-all}" in
+  [01]:seed | [01]:wide5 | [01]:all) WHAT=${1:-all} ;;
+  1:-h | 1:--help) sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit 0 ;;
+  1:*) echo "svd-experiment: unknown argument '$1' ($usage_line)" >&2; exit 2 ;;
+  *) echo "svd-experiment: one argument at most, got $# ($usage_line)" >&2; exit 2 ;;
+esac
+BIN="$(abs "${BIN:-$root/build/splitconv}")"
+OUT="$(abs "${OUT:-/tmp/svd}")"
 DEVICE=${DEVICE:-cpu}
-WHAT=${1:-all}
+export SPLITCONV_DATA="$(abs "${SPLITCONV_DATA:-$root/data}")"
+cd "$root"
 mkdir -p "$OUT"
 sc() { echo "+ splitconv $*" >&2; "$BIN" "$@"; }
 

@@ -55,6 +55,10 @@ class CpuBackend final : public Backend {
   std::vector<std::string> choices() const override { return choices_; }
 
   void check_plan(const Model& model, int max_batch) const override;
+  std::optional<MemoryEstimate> memory_estimate(const Model& model, int max_batch) const override {
+    const cpu::CpuMemory m = cpu::CpuEngine::memory_needed(model, max_batch, threads_);
+    return MemoryEstimate{m.parameters, m.activations, m.workspace};
+  }
   void plan(const Model& model, int max_batch) override;
   void upload(Split split, const ImageSet& set) override;
 
@@ -206,17 +210,9 @@ Metrics CpuBackend::evaluate(Split split, int64_t limit) {
 
 void CpuBackend::predict(const ImageSet& images, std::span<float> probabilities) {
   cpu::CpuEngine& e = engine("predict");
-  const Shape& in = e.plan().input;
+  check_predict("cpu backend", e.model(), images, probabilities);
   const int classes = e.plan().classes;
-  if (images.h != in.h || images.w != in.w || images.c != in.c ||
-      int64_t(images.pixels.size()) != images.count * in.size()) {
-    throw Error("cpu backend: the images to predict do not match the model input");
-  }
-  if (int64_t(probabilities.size()) != images.count * classes) {
-    throw Error("cpu backend: room for " + std::to_string(probabilities.size()) +
-                " probabilities, expected " + std::to_string(images.count * classes));
-  }
-  const int64_t image = in.size();
+  const int64_t image = e.plan().input.size();
   const int max_batch = e.plan().max_batch;
   for (int64_t b = 0; b < images.count; b += max_batch) {
     const int count = int(std::min<int64_t>(max_batch, images.count - b));

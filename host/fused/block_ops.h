@@ -19,10 +19,10 @@
 #include "splitconv/tensor.h"
 
 #if defined(__CUDACC__)
-#define SC_HD __host__ __device__
+#define SC_HD __host__ __device__ __forceinline__
 #define SC_UNROLL _Pragma("unroll")
 #else
-#define SC_HD
+#define SC_HD inline
 #define SC_UNROLL
 #endif
 
@@ -114,7 +114,7 @@ inline constexpr int kMaxTapTile = 16;
 // Σ_c Σ_i Σ_j w[m][c][i][j] · x[c][oy·s + i − pt][ox·s + j − pl] for kTile output channels
 // m0.. (nm of them) at (oy, ox), into sum (zeroed by the caller). The one definition of a conv
 // output's sum, for the conv alone and the conv fused with its pool alike.
-SC_HD inline void conv_tile_at(const FusedOp& op, const float* x, const float* wt, int m0, int nm,
+SC_HD void conv_tile_at(const FusedOp& op, const float* x, const float* wt, int m0, int nm,
                                int oy, int ox, float* sum) {
   const int taps = op.kh * op.kw, cstride = op.c * taps;
   for (int ci = 0; ci < op.c; ++ci) {
@@ -259,7 +259,7 @@ SC_HD void loss_phase(const FusedOp& op, int t, const A& ar, const ImageIo& io) 
 
 // dx of kTile input channels at (iy, ix), unmasked: dx[c][iy][ix] = Σ_m Σ_i Σ_j w[m][c][i][j] ·
 // dy[m][oy][ox] over the (i, j) with iy + pt − i = oy·s and ix + pl − j = ox·s in range.
-SC_HD inline void conv_dx_tile(const FusedOp& op, const float* dy, const float* wt, int c0, int nc,
+SC_HD void conv_dx_tile(const FusedOp& op, const float* dy, const float* wt, int c0, int nc,
                                int iy, int ix, float* sum) {
   const int taps = op.kh * op.kw;
   for (int mo = 0; mo < op.m; ++mo) {
@@ -287,7 +287,7 @@ SC_UNROLL
 
 // The filter gradient of output channel mo and input channel ci, taps [t0, t0 + nt) (nt ≤
 // kMaxTapTile), each a sum over the output positions whose tap lands inside the input.
-SC_HD inline void conv_dw_tile(const FusedOp& op, const float* x, const float* dy, int mo, int ci,
+SC_HD void conv_dw_tile(const FusedOp& op, const float* x, const float* dy, int mo, int ci,
                                int t0, int nt, float* sum) {
   const float* dym = dy + mo * op.oh * op.ow;
   const float* xc = x + ci * op.h * op.w;
@@ -427,7 +427,7 @@ SC_HD void run_phase(const FusedOp& op, int t, int T, const A& ar, const float* 
 // After every image of a step: parameter k's gradient summed over the images in image order,
 // then Keras's Adam (the same arithmetic as the CPU and CUDA adam ops). partial holds `count`
 // flat buffers `stride` floats apart; gradient (may be null) receives the sum.
-SC_HD inline void reduce_adam(int64_t k, int count, int64_t stride, const float* partial,
+SC_HD void reduce_adam(int64_t k, int count, int64_t stride, const float* partial,
                               float* params, float* m, float* v, const StepParams& sp,
                               float* gradient) {
   float g = 0.0f;

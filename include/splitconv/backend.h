@@ -3,6 +3,7 @@
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -50,6 +51,14 @@ struct BackendOptions {
 // The most CPU threads a backend or benchmark starts (docs/design.md, Size limits).
 inline constexpr int kMaxThreads = 1024;
 
+// The bytes an engine allocates for a plan, by kind (docs/design.md, Engines).
+struct MemoryEstimate {
+  int64_t parameters = 0;   // parameters, their gradients, Adam's m and v
+  int64_t activations = 0;  // activation, gradient and arg-max buffers, the labels
+  int64_t workspace = 0;    // scratch space (the CPU's im2col buffers)
+  int64_t total() const;    // saturates at INT64_MAX
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -61,6 +70,10 @@ class Backend {
   // bytes needed and available. plan() makes the same check; the command line calls this
   // first for every model of a run. The default checks only the size limits.
   virtual void check_plan(const Model& model, int max_batch) const;
+  // What plan() would allocate for `model` at `max_batch` images a step, computed without
+  // allocating (InputError past the size limits); nullopt where the backend does not estimate
+  // it (the default; the CPU backend does).
+  virtual std::optional<MemoryEstimate> memory_estimate(const Model& model, int max_batch) const;
   // Plans and allocates all memory for `model` with at most `max_batch` images a step.
   virtual void plan(const Model& model, int max_batch) = 0;
   // Copies a data split into backend memory (uint8, normalised when a batch is gathered).
@@ -92,6 +105,11 @@ class Backend {
   // Why the engine asked for is not the one running ("" when it is).
   virtual std::string engine_note() const { return ""; }
 };
+
+// What every backend's predict() checks first: the images match the model's input and there
+// is room for images.count × classes probabilities. Throws Error naming `who` otherwise.
+void check_predict(const char* who, const Model& model, const ImageSet& images,
+                   std::span<const float> probabilities);
 
 // The only place that knows whether CUDA exists. device: "cpu", "cuda" or "auto" (CUDA when a
 // device is present, else the CPU). Throws InputError for an unknown name, Error when "cuda"

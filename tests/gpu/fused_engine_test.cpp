@@ -75,14 +75,19 @@ TEST_P(FusedModels, FiftyStepsMatchCpu) {
   for (const auto& c : gpu.choices()) std::printf("  %s\n", c.c_str());
 }
 
+// Evaluation and prediction in chunks of 32 images (70 and 45 images: three and two chunks,
+// the last ones partial), as the CPU computes them.
 TEST_P(FusedModels, EvaluateAndPredictMatchCpu) {
   SCOPED_TRACE("SPLITCONV_TEST_SEED=" + std::to_string(test_seed()));
   const Model m = model();
   const ImageSet train = synthetic(64, test_seed()), test = synthetic(100, test_seed() + 1);
   auto cpu = make_cpu_backend({});
-  CudaBackend gpu(fused_options());
+  Tuning chunked;
+  chunked.fused_eval_chunk = 32;
+  CudaBackend gpu(fused_options(), chunked);
   prepare(*cpu, m, train, test, 23);
   prepare(gpu, m, train, test, 23);
+  ASSERT_EQ(gpu.engine(), "fused") << gpu.engine_note();
   const Metrics e_cpu = cpu->evaluate(Split::Test, 70), e_gpu = gpu.evaluate(Split::Test, 70);
   EXPECT_EQ(e_gpu.count, 70);
   EXPECT_NEAR(e_gpu.loss_sum, e_cpu.loss_sum, 1e-5 * e_cpu.loss_sum);
@@ -148,6 +153,7 @@ TEST(FusedEngine, ClusterPerImageChangesNoBit) {
   CudaBackend a(one), b(four);
   prepare(a, model, train, test, 41);
   prepare(b, model, train, test, 41);
+  ASSERT_NE(a.fused_engine(), nullptr);
   ASSERT_NE(b.fused_engine(), nullptr);
   EXPECT_EQ(b.fused_engine()->cluster(), 4);
   EXPECT_EQ(a.fused_engine()->cluster(), 1);
@@ -159,6 +165,34 @@ TEST(FusedEngine, ClusterPerImageChangesNoBit) {
   const Metrics ea = a.evaluate(Split::Test), eb = b.evaluate(Split::Test);
   EXPECT_EQ(ea.loss_sum, eb.loss_sum);
   EXPECT_EQ(ea.correct, eb.correct);
+}
+
+// A captured step never replays stale buffers: after the training split is uploaded again (new
+// device buffers) the graph is re-captured, and graph and eager agree to the bit.
+TEST(FusedEngine, ReplacedBuffersNeverReplayAStaleGraph) {
+  SPLITCONV_REQUIRE_GPU();
+  const Model model = model_of(kSeedV0, "seed-v0.net");
+  const ImageSet first = synthetic(96, 51), second = synthetic(96, 52), test = synthetic(40, 53);
+  CudaBackend graph(fused_options(), Tuning{true}), eager(fused_options(), Tuning{false});
+  for (CudaBackend* b : {&graph, &eager}) prepare(*b, model, first, test, 57);
+  const Hyper h;
+  int64_t t = 0;
+  for (const ImageSet* set : {&first, &second}) {
+    for (CudaBackend* b : {&graph, &eager}) {
+      b->upload(Split::Train, *set);
+      b->set_order(epoch_order(set->count, 59, int(t)));
+    }
+    for (int64_t at = 0; at < set->count; at += kBatch) {
+      ++t;
+      graph.train_step(at, kBatch, t, h);
+      eager.train_step(at, kBatch, t, h);
+    }
+    EXPECT_TRUE(graph.graph_ready()) << graph.graph_note();
+  }
+  std::vector<float> pg(size_t(model.param_floats)), pe(pg.size());
+  graph.get_parameters(pg);
+  eager.get_parameters(pe);
+  EXPECT_EQ(pg, pe);
 }
 
 TEST(FusedEngine, AutoRunsFusedAndSaysSo) {

@@ -11,7 +11,8 @@ trap 'rm -rf "$work"' EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
 rc=0
-GPU_CHECK_SKIP=pytorch-peer "$root/tools/gpu-check.sh" --rehearse "$work/out" >"$work/log" 2>&1 || rc=$?
+# OUTDIR relative, from another directory than the repository: it is the caller's.
+(cd "$work" && GPU_CHECK_SKIP=pytorch-peer "$root/tools/gpu-check.sh" --rehearse out) >"$work/log" 2>&1 || rc=$?
 [[ $rc -eq 0 ]] || { cat "$work/log" >&2; fail "gpu-check --rehearse exited $rc"; }
 shopt -s nullglob
 records=("$work"/out/rehearsal-*.json)

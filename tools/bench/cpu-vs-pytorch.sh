@@ -1,19 +1,37 @@
 #!/usr/bin/env bash
 # splitconv on the CPU against PyTorch on the CPU, in one run: the same model, batch, images
 # and epochs; prints the ratio of images/s and of peak memory (maximum resident set size).
-# Usage: tools/bench/cpu-vs-pytorch.sh [MODEL=v0|v1] [IMAGES=6000] [THREADS=2]
-# Needs Debian's python3-torch and /usr/bin/time (package time); run after tools/setup.sh.
+#
+# usage: tools/bench/cpu-vs-pytorch.sh [MODEL [IMAGES [THREADS]]]
+#   MODEL    v0 or v1 (seed-v0, seed-v1; default v0)
+#   IMAGES   training images, one epoch (default 6000)
+#   THREADS  CPU threads of both (default 2)
+# env: SPLITCONV_DATA  the data directory (default data in the repository; relative: from the
+#      current directory)
+# Needs Debian's python3-torch and /usr/bin/time (package time): tools/setup.sh --optional
+# installs both. Run after tools/setup.sh (the binary build/splitconv) and tools/fetch-data.sh.
 set -euo pipefail
-cd "$(dirname "$0")/../.."
+here="$PWD"
+usage_line="usage: tools/bench/cpu-vs-pytorch.sh [v0|v1 [IMAGES [THREADS]]]; --help"
+case "${1:-}" in
+  -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit 0 ;;
+esac
+(($# <= 3)) || { echo "cpu-vs-pytorch: at most 3 arguments, got $# ($usage_line)" >&2; exit 2; }
 model=${1:-v0}
 images=${2:-6000}
 threads=${3:-2}
-data=${SPLITCONV_DATA:-$PWD/data}
+[[ $model == v0 || $model == v1 ]] || { echo "cpu-vs-pytorch: MODEL '$model': expected v0 or v1 ($usage_line)" >&2; exit 2; }
+[[ $images =~ ^[1-9][0-9]{0,6}$ ]] || { echo "cpu-vs-pytorch: IMAGES '$images': expected 1 to 9999999 ($usage_line)" >&2; exit 2; }
+[[ $threads =~ ^[1-9][0-9]{0,3}$ ]] || { echo "cpu-vs-pytorch: THREADS '$threads': expected 1 to 9999 ($usage_line)" >&2; exit 2; }
+data=${SPLITCONV_DATA:-}
+cd "$(dirname "$0")/../.."
+[[ -z "$data" ]] && data="$PWD/data"
+[[ "$data" == /* ]] || data="$here/$data"
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 py=/usr/bin/python3
-[[ -x /usr/bin/time ]] || { echo "cpu-vs-pytorch: /usr/bin/time is missing (apt-get install time)" >&2; exit 2; }
-$py -c 'import torch' 2>/dev/null || { echo "cpu-vs-pytorch: PyTorch is missing (apt-get install python3-torch)" >&2; exit 2; }
+[[ -x /usr/bin/time ]] || { echo "cpu-vs-pytorch: /usr/bin/time is missing (apt-get install time, or tools/setup.sh --optional)" >&2; exit 2; }
+$py -c 'import torch' 2>/dev/null || { echo "cpu-vs-pytorch: PyTorch is missing (apt-get install python3-torch, or tools/setup.sh --optional)" >&2; exit 2; }
 
 /usr/bin/time -f '%M' -o "$out/sc.mem" ./build/splitconv train "models/seed-$model.net" \
   --dataset mnist --data-dir "$data" --device cpu --threads "$threads" --epochs 1 \

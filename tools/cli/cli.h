@@ -1,6 +1,7 @@
 // The splitconv command line: one file per command, shared helpers here.
 #pragma once
 #include <CLI/CLI.hpp>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -13,6 +14,10 @@
 #include "splitconv/plan.h"
 
 namespace splitconv::cli {
+
+// The whole command line: every command, its options and its callback (app.cpp). Parsing
+// runs the command named; bad usage throws CLI::ParseError, bad input InputError.
+std::unique_ptr<CLI::App> make_app();
 
 void add_analyze(CLI::App& app);
 void add_factorize(CLI::App& app);
@@ -34,6 +39,39 @@ void write_file_atomic(const std::string& path, const std::string& text);
 void write_json(const std::string& path, const nlohmann::json& j);
 // Progress lines go to stderr only on a terminal, or when forced.
 bool progress_enabled(bool forced);
+// "12.3 MiB (parameters, gradients and Adam state …, activations …, workspace …)", and the
+// same as {parameters, activations, workspace, total} in bytes.
+std::string memory_text(const MemoryEstimate& m);
+nlohmann::json memory_json(const MemoryEstimate& m);
+
+// --- plots and output paths (plot.cpp) ---
+std::string shell_quote(const std::string& s);
+// tools/plot.py of this source tree, or $SPLITCONV_PLOT.
+std::string plot_script();
+// Error when plot_script() is not there.
+void check_plot_script();
+// $SPLITCONV_PYTHON, else the first of python3 and Debian's /usr/bin/python3
+// (python3-matplotlib) that imports matplotlib; empty when none does.
+std::string plot_python();
+// tools/plot.py INPUT PNG [--title TITLE] (INPUT: a sweep CSV, a train or compare JSON report);
+// Error when it fails.
+void run_plot(const std::string& python, const std::string& input, const std::string& png,
+              const std::string& title = "");
+// InputError naming the option unless PATH can be written (its directory exists and takes
+// new files, PATH is no directory and not read-only); nothing for an empty PATH.
+void check_writable(const std::string& path, const char* option);
+
+// The --json and --plot FILE.png of train and compare. check() before training: InputError for
+// a path that cannot be written; without matplotlib, one line saying so and where the report
+// goes instead (--json, else FILE.json beside FILE.png). write() after: the report, then the
+// plot drawn from it (through a temporary file when there is no --json).
+struct ReportOutput {
+  std::string json_path, plot_path;
+  std::string python;  // set by check(): the python with matplotlib, empty when none
+  void check();
+  std::string report_path() const;
+  void write(const nlohmann::json& report) const;
+};
 
 // --- the benchmarks and the measured rule (measured.cpp) ---
 // "28x28" → h, w; InputError naming the option otherwise.

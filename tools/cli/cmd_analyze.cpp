@@ -81,6 +81,24 @@ void print_splits(const std::vector<SplitAnalysis>& splits) {
   }
 }
 
+// What training `m` at `batch` would allocate on the CPU (the engine's own estimate; the
+// CUDA engines do not estimate theirs), or why it cannot be planned.
+void print_memory(const Model& m, const Backend& cpu, int batch, nlohmann::json& report) {
+  nlohmann::json j = {{"device", "cpu"}, {"description", cpu.description()}, {"batch", batch}};
+  std::string text;
+  try {
+    const MemoryEstimate need = *cpu.memory_estimate(m, batch);
+    text = memory_text(need);
+    j.update(memory_json(need));
+  } catch (const InputError& e) {
+    text = std::string("cannot be planned: ") + e.what();
+    j["error"] = e.what();
+  }
+  std::printf("  memory to train at batch %d on the %s: %s\n", batch, cpu.description().c_str(),
+              text.c_str());
+  report["memory"] = j;
+}
+
 }  // namespace
 
 void add_analyze(CLI::App& app) {
@@ -88,7 +106,7 @@ void add_analyze(CLI::App& app) {
                                             "analysis of every conv layer");
   static std::vector<std::string> models;
   static std::string json_path, rule = "params", device = "auto";
-  static int rank = 0, batch = 32, runs = 0;
+  static int rank = 0, batch = 32, runs = 0, threads = 0;
   cmd->add_option("MODEL", models, "model spec(s) (.net)")->required();
   cmd->add_option("--json", json_path, "write a JSON report");
   cmd->add_option("--rank", rank, "filters K of the n×1 layer (default m, the notebook's choice)")
@@ -100,18 +118,28 @@ void add_analyze(CLI::App& app) {
       ->capture_default_str();
   auto* dev = cmd->add_option("--device", device, "with --rule measured: cpu, cuda or auto")
                   ->capture_default_str();
-  auto* bat = cmd->add_option("--batch", batch, "with --rule measured: the training batch size")
-                  ->capture_default_str()->check(CLI::Range(1, kMaxBatch));
+  cmd->add_option("--batch", batch,
+                  "the training batch size: of the memory estimate, and of the timing with "
+                  "--rule measured")
+      ->capture_default_str()
+      ->check(CLI::Range(1, kMaxBatch));
+  cmd->add_option("--threads", threads,
+                  "CPU threads of the memory estimate, 1 to " + thousands(kMaxThreads) +
+                      " (default 0: all cores)")
+      ->check(CLI::Range(0, kMaxThreads));
   auto* run = cmd->add_option("--runs", runs, "with --rule measured: timed samples at most")
                   ->check(CLI::PositiveNumber);
-  cmd->callback([dev, bat, run] {
+  cmd->callback([dev, run] {
     if (rule != "params" && rule != "measured")
       throw InputError("--rule: expected params or measured, got '" + rule + "'");
     const bool measured = rule == "measured";
-    if (!measured && (dev->count() || bat->count() || run->count()))
-      throw InputError("--device, --batch and --runs need --rule measured");
+    if (!measured && (dev->count() || run->count()))
+      throw InputError("--device and --runs need --rule measured");
     if (!json_path.empty()) check_writable(json_path, "--json");
     const std::string where = measured ? bench_device(device) : "";
+    BackendOptions cpu_options;
+    cpu_options.threads = threads;
+    const auto cpu = make_backend("cpu", cpu_options);
     nlohmann::json reports = nlohmann::json::array();
     for (size_t i = 0; i < models.size(); ++i) {
       Model m = build_model(load_spec(models[i]));
@@ -120,6 +148,7 @@ void add_analyze(CLI::App& app) {
       print_summary(m);
       print_splits(splits);
       reports.push_back(analysis_json(m, splits));
+      print_memory(m, *cpu, batch, reports.back());
       if (!measured) continue;
       std::fflush(stdout);
       const bench::TimingTable table =

@@ -21,41 +21,14 @@ struct SweepArgs {
   bool progress = false;
 };
 
-std::string shell_quote(const std::string& s) {
-  std::string out = "'";
-  for (char ch : s) out += ch == '\'' ? std::string("'\\''") : std::string(1, ch);
-  return out + "'";
-}
-
-// tools/plot.py of this source tree, or $SPLITCONV_PLOT.
-std::string plot_script() {
-  if (const char* env = std::getenv("SPLITCONV_PLOT")) return env;
-#ifdef SPLITCONV_SOURCE_DIR
-  return std::string(SPLITCONV_SOURCE_DIR) + "/tools/plot.py";
-#else
-  return "tools/plot.py";
-#endif
-}
-
-// Runs tools/plot.py with $SPLITCONV_PYTHON, else with the first of python3 and Debian's
-// /usr/bin/python3 (python3-matplotlib) that has matplotlib.
+// Draws the sweep CSV through tools/plot.py; Error without a python that has matplotlib.
 void plot(const std::string& csv, const std::string& png, const std::string& title) {
-  const std::string script = plot_script();
-  if (!std::filesystem::exists(script))
-    throw Error("--plot: " + script + " not found (set SPLITCONV_PLOT to tools/plot.py)");
-  std::vector<std::string> pythons = {"python3", "/usr/bin/python3"};
-  if (const char* env = std::getenv("SPLITCONV_PYTHON")) pythons = {env};
-  for (const std::string& python : pythons) {
-    const std::string probe = shell_quote(python) + " -c 'import matplotlib' >/dev/null 2>&1";
-    if (std::system(probe.c_str()) != 0) continue;
-    const std::string cmd = shell_quote(python) + " " + shell_quote(script) + " " +
-                            shell_quote(csv) + " " + shell_quote(png) + " --title " +
-                            shell_quote(title);
-    if (std::system(cmd.c_str()) != 0) throw Error("--plot: tools/plot.py failed (" + cmd + ")");
-    return;
-  }
-  throw Error("--plot: no python3 with matplotlib (Debian: python3-matplotlib); with --csv FILE, "
-              "draw it later: tools/plot.py FILE PNG");
+  check_plot_script();
+  const std::string python = plot_python();
+  if (python.empty())
+    throw Error("--plot: no python3 with matplotlib (Debian: python3-matplotlib); with --csv "
+                "FILE, draw it later: tools/plot.py FILE PNG");
+  run_plot(python, csv, png, title);
 }
 
 void run_sweep(const SweepArgs& a) {

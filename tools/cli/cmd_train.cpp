@@ -12,7 +12,7 @@ namespace splitconv::cli {
 void add_train(CLI::App& app) {
   auto* cmd = app.add_subcommand("train", "Train a model on MNIST or Fashion-MNIST");
   static RunOptions o;
-  static std::string model_path, save_path, resume_path, init_path;
+  static std::string model_path, save_path, resume_path, init_path, plot_path;
   cmd->add_option("MODEL", model_path, "model spec (.net); optional with --resume or --init");
   add_run_options(cmd, o, true);
   cmd->add_option("--save", save_path, "save a checkpoint (weights and optimizer state)");
@@ -22,6 +22,10 @@ void add_train(CLI::App& app) {
   cmd->add_option("--stop-after-epoch", o.train.stop_after_epoch,
                   "stop after this many epochs of the run (the schedule keeps the run's length; "
                   "with --save, --resume continues it)");
+  cmd->add_option("--plot", plot_path,
+                  "draw training loss and test accuracy per epoch into this .png (tools/plot.py, "
+                  "python3-matplotlib; without it, one line says so and the report is still "
+                  "written: --json, else FILE.json beside FILE.png)");
   cmd->callback([cmd] {
     // A resumed run's configuration comes from its checkpoint (flags that differ are refused).
     Checkpoint resumed;
@@ -34,8 +38,9 @@ void add_train(CLI::App& app) {
     check_run_options(o, true);
     if (o.train.stop_after_epoch < 0)
       throw InputError("--stop-after-epoch: expected 0 (none) or more epochs");
-    if (!save_path.empty()) check_writable(save_path, "--save");
-    if (!o.json_path.empty()) check_writable(o.json_path, "--json");
+    ReportOutput out{o.json_path, plot_path};
+    out.check();
+    check_writable(save_path, "--save");
     Model model;
     TrainState start;
     const TrainState* from = nullptr;
@@ -90,7 +95,7 @@ void add_train(CLI::App& app) {
                     o.train.target_accuracy, tr.accuracy, (long long)tr.steps, tr.seconds);
     }
     if (!save_path.empty() && r.report.epochs.empty()) save(r.state);  // --epochs 0: still save
-    if (!o.json_path.empty()) {
+    if (!out.report_path().empty()) {
       nlohmann::json j = {{"model", model.spec.source},
                           {"dataset", o.dataset},
                           {"device", r.device},
@@ -111,7 +116,7 @@ void add_train(CLI::App& app) {
                           {"optimizer", optimizer_json(o.train)},
                           {"setup_seconds", r.setup_seconds},
                           {"target", target_json(o.train, r.report)}};
-      write_json(o.json_path, j);
+      out.write(j);
     }
   });
 }

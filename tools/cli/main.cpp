@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
+#include <memory>
 #include <new>
 
 #include "cli.h"
@@ -31,20 +32,8 @@ void operator delete(void* p) noexcept { std::free(p); }
 void operator delete(void* p, std::size_t) noexcept { std::free(p); }
 
 int main(int argc, char** argv) {
-  CLI::App app{"splitconv: which n×n convolutions are worth splitting into n×1 + 1×n, and what "
-               "the split buys in parameters, FLOPs, time and accuracy",
-               "splitconv"};
-  app.require_subcommand(1);
-  app.set_version_flag("--version", "splitconv 0.1.0");
-  splitconv::cli::add_analyze(app);
-  splitconv::cli::add_factorize(app);
-  splitconv::cli::add_train(app);
-  splitconv::cli::add_compare(app);
-  splitconv::cli::add_evaluate(app);
-  splitconv::cli::add_import(app);
-  splitconv::cli::add_data(app);
-  splitconv::cli::add_devices(app);
-  splitconv::cli::add_bench(app);
+  std::unique_ptr<CLI::App> made = splitconv::cli::make_app();
+  CLI::App& app = *made;
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

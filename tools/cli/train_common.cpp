@@ -172,8 +172,12 @@ RunResult train_model(const Model& model, const Dataset& data, const RunOptions&
   if (!r.engine_note.empty())
     std::fprintf(stderr, "%s: engine %s: %s\n", label.c_str(), r.engine.c_str(),
                  r.engine_note.c_str());
-  if (o.backend.verbose)
+  if (o.backend.verbose) {
     for (const auto& c : r.choices) std::fprintf(stderr, "%s: %s\n", label.c_str(), c.c_str());
+    if (auto need = backend->memory_estimate(model, o.train.batch))
+      std::fprintf(stderr, "%s: memory at batch %d: %s\n", label.c_str(), o.train.batch,
+                   memory_text(*need).c_str());
+  }
   const bool show = progress_enabled(o.progress) && !o.quiet;
   std::function<void(const Progress&)> cb;
   if (show || after_epoch)

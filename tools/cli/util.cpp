@@ -24,4 +24,17 @@ void write_json(const std::string& path, const nlohmann::json& j) {
 
 bool progress_enabled(bool forced) { return forced || isatty(fileno(stderr)); }
 
+std::string memory_text(const MemoryEstimate& m) {
+  return bytes_text(m.total()) + " (parameters, gradients and Adam state " +
+         bytes_text(m.parameters) + ", activations " + bytes_text(m.activations) + ", workspace " +
+         bytes_text(m.workspace) + ")";
+}
+
+nlohmann::json memory_json(const MemoryEstimate& m) {
+  return {{"parameters", m.parameters},
+          {"activations", m.activations},
+          {"workspace", m.workspace},
+          {"total", m.total()}};
+}
+
 }  // namespace splitconv::cli

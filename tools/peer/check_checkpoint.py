@@ -7,7 +7,9 @@ order: PyTorch's layouts); the model is built from the spec in the file's metada
 
 usage: check_checkpoint.py CK.safetensors IMAGES.idx[.gz] [--splitconv build/splitconv]
                            [--count N] [--tolerance 1e-4]
-Exit 0 when every class agrees and the probabilities differ by at most the tolerance.
+Exit 0 when every class agrees and the probabilities differ by at most the tolerance, 1 when
+not, 2 on bad usage, 3 without PyTorch (Debian: python3-torch; tools/setup.sh --optional
+installs it).
 """
 import argparse
 import gzip
@@ -18,8 +20,11 @@ import subprocess
 import sys
 import tempfile
 
-import torch
-import torch.nn.functional as F
+try:
+    import torch
+    import torch.nn.functional as F
+except ImportError:
+    torch = None
 
 
 def read_safetensors(path):
@@ -107,14 +112,27 @@ def read_idx_images(path):
     return torch.frombuffer(bytearray(data[16:16 + n * h * w]), dtype=torch.uint8).reshape(n, 1, h, w)
 
 
+class Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit 2
+        sys.stderr.write(f"check_checkpoint.py: {message} (usage: check_checkpoint.py "
+                         "CK.safetensors IMAGES.idx[.gz] [options]; --help)\n")
+        sys.exit(2)
+
+
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = Parser(description=__doc__.split("\n")[0])
     ap.add_argument("checkpoint")
     ap.add_argument("images")
-    ap.add_argument("--splitconv", default="build/splitconv")
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    ap.add_argument("--splitconv", default=os.path.join(repo, "build", "splitconv"),
+                    help="the binary (default: build/splitconv in the repository)")
     ap.add_argument("--count", type=int, default=1000, help="first N images")
     ap.add_argument("--tolerance", type=float, default=1e-4)
     a = ap.parse_args()
+    if torch is None:
+        sys.stderr.write("check_checkpoint.py: PyTorch is missing (Debian: python3-torch; "
+                         "tools/setup.sh --optional installs it)\n")
+        return 3
     tensors, meta = read_safetensors(a.checkpoint)
     _, layers = parse_spec(meta["spec"])
     images = read_idx_images(a.images)[:a.count]

@@ -37,6 +37,8 @@ train_seconds, images_per_second}]}.
 usage: pytorch_seed.py --data-dir DIR [--models v0,v1] [--modes eager,graph] [--epochs 5]
                        [--batch 32] [--device cuda|cpu] [--threads N] [--seed S] [--limit N]
                        [--time-limit S] [--json FILE]
+Needs PyTorch (Debian: python3-torch; tools/setup.sh --optional installs it): exits 3 without
+it, 2 on bad usage.
 """
 import argparse
 import copy
@@ -48,9 +50,17 @@ import struct
 import sys
 import time
 
-import torch
-import torch.nn as nn
-import torch.nn.functional as F
+try:
+    import torch
+    import torch.nn as nn
+    import torch.nn.functional as F
+except ImportError:  # the classes below need torch: nothing but --help can run without it
+    if any(a in ("-h", "--help") for a in sys.argv[1:]):
+        print(__doc__.strip())
+        sys.exit(0)
+    sys.stderr.write("pytorch_seed.py: PyTorch is missing (Debian: python3-torch; "
+                     "tools/setup.sh --optional installs it)\n")
+    sys.exit(3)
 
 BASE_MODES = ("eager", "graph", "compile", "compile-reduce-overhead", "compile-max-autotune")
 COMPILE_MODE = {"compile": None, "compile-reduce-overhead": "reduce-overhead",
