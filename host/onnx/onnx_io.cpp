@@ -26,25 +26,13 @@
 #include "splitconv/files.h"
 #include "splitconv/import.h"
 #include "splitconv/onnx.h"
+#include "onnx_read.h"
 
 namespace splitconv {
 namespace {
 
 namespace pb = ONNX_NAMESPACE;
-
-// The batch, in the integer vectors that Shape, Gather, Unsqueeze and Concat compute.
-constexpr int64_t kBatch = INT64_MIN;
-// protobuf reads messages up to 2 GiB.
-constexpr int64_t kMaxFile = int64_t(INT32_MAX);
-
-std::string ints_text(const std::vector<int64_t>& v) {
-  std::string s = "[";
-  for (size_t i = 0; i < v.size(); ++i) {
-    if (i) s += ",";
-    s += v[i] == kBatch ? "N" : std::to_string(v[i]);
-  }
-  return s + "]";
-}
+using namespace onnx_detail;
 
 // Floats of a tensor's raw_data are little-endian.
 void floats_from_le(const char* src, size_t n, float* dst) {
@@ -63,20 +51,6 @@ std::string floats_to_le(const float* src, size_t n) {
   }
   return out;
 }
-
-// Silences protobuf's own log lines while a file is parsed: the caller reports the fault
-// in one line of its own.
-class QuietProtobuf {
- public:
-  QuietProtobuf() : old_(google::protobuf::SetLogHandler(&Drop)) {}
-  ~QuietProtobuf() { google::protobuf::SetLogHandler(old_); }
-  QuietProtobuf(const QuietProtobuf&) = delete;
-  QuietProtobuf& operator=(const QuietProtobuf&) = delete;
-
- private:
-  static void Drop(google::protobuf::LogLevel, const char*, int, const std::string&) {}
-  google::protobuf::LogHandler* old_;
-};
 
 // A tensor known before the image arrives: an initializer, a Constant node's value, or (in
 // a graph exported without its parameters) a graph input that stands for a weight.
@@ -184,88 +158,16 @@ class Importer {
 
 // --- reading the file ---
 
-void Importer::read_model() {
-  std::ifstream in(path_, std::ios::binary | std::ios::ate);
-  if (!in) fail(std::string("cannot open: ") + std::strerror(errno));
-  const std::streamoff size = in.tellg();
-  if (size < 0) fail("cannot read (not a regular file?)");
-  if (size > kMaxFile)
-    fail("is " + std::to_string(size) +
-         " bytes; an ONNX protobuf is at most 2 GiB (a model with "
-         "external data is not read)");
-  bytes_.resize(size_t(size));
-  in.seekg(0);
-  if (size > 0 && !in.read(bytes_.data(), size))
-    fail(std::string("cannot read: ") + std::strerror(errno));
-  bool parsed = false;
-  {
-    QuietProtobuf quiet;
-    parsed = model_.ParseFromString(bytes_);
-  }
-  if (!parsed) fail("not an ONNX model: the protobuf does not parse (truncated or corrupt file)");
-  bytes_.clear();
-  bytes_.shrink_to_fit();
-  if (model_.ir_version() <= 0) fail("not an ONNX model: no ir_version");
-  if (!model_.has_graph()) fail("not an ONNX model: no graph");
-  for (const auto& o : model_.opset_import()) {
-    if (o.domain().empty() || o.domain() == "ai.onnx") {
-      if (o.version() < kOnnxMinOpset || o.version() > kOnnxMaxOpset)
-        fail("opset " + std::to_string(o.version()) +
-             " of the default domain; import reads opsets " + std::to_string(kOnnxMinOpset) +
-             " to " + std::to_string(kOnnxMaxOpset));
-      opset_ = int(o.version());
-    }
-  }
-  if (opset_ == 0) fail("imports no opset of the default ONNX domain");
-}
+void Importer::read_model() { opset_ = read_model_file(path_, model_); }
 
 void Importer::add_constant(const std::string& name, const pb::TensorProto& t,
                             const std::string& what) {
+  const TensorInfo info = check_tensor(path_, name, t, what);
   Constant c;
   c.name = name;
   c.tensor = &t;
-  int64_t count = 1;
-  for (int64_t d : t.dims()) {
-    if (d < 0) fail(what + " " + name + " has a negative dimension " + std::to_string(d));
-    count = product_within(count, d, kMaxTensor);
-    if (count < 0)
-      fail(what + " " + name + ": dims " + ints_text({t.dims().begin(), t.dims().end()}) +
-           " exceed " + std::to_string(kMaxTensor) + " elements");
-    c.dims.push_back(d);
-  }
-  c.count = count;
-  if (t.data_location() == pb::TensorProto::EXTERNAL || t.external_data_size() > 0)
-    fail(what + " " + name +
-         " is stored in an external file; import reads tensors stored in the model");
-  // The data must hold exactly the elements the dims claim, in one of the fields.
-  int width = 0;
-  int64_t field = -1;
-  switch (t.data_type()) {
-    case pb::TensorProto::FLOAT:
-      width = 4, field = t.float_data_size();
-      break;
-    case pb::TensorProto::INT64:
-      width = 8, field = t.int64_data_size();
-      break;
-    case pb::TensorProto::INT32:
-      width = 4, field = t.int32_data_size();
-      break;
-    case pb::TensorProto::BOOL:  // one byte each in raw_data, else one int32_data entry each
-      width = 1, field = t.int32_data_size();
-      break;
-    default:
-      break;  // other types are refused where they are used
-  }
-  if (width > 0) {
-    const int64_t have = t.has_raw_data() ? int64_t(t.raw_data().size()) / width : field;
-    const bool exact =
-        t.has_raw_data() ? int64_t(t.raw_data().size()) == count * width : field == count;
-    if (!exact)
-      fail(what + " " + name + ": dims " + ints_text(c.dims) + " claim " + std::to_string(count) +
-           " elements but its data holds " +
-           (t.has_raw_data() ? std::to_string(t.raw_data().size()) + " bytes"
-                             : std::to_string(have)));
-  }
+  c.dims = info.dims;
+  c.count = info.count;
   constants_[name] = std::move(c);
 }
 
@@ -286,34 +188,7 @@ std::optional<std::vector<int64_t>> Importer::int_values(const std::string& name
   if (auto it = shape_values_.find(name); it != shape_values_.end()) return it->second;
   const Constant* c = constant(name);
   if (!c || !c->tensor || c->count > 64) return std::nullopt;
-  const pb::TensorProto& t = *c->tensor;
-  std::vector<int64_t> v(size_t(c->count));
-  if (t.data_type() == pb::TensorProto::INT64) {
-    if (t.has_raw_data()) {
-      for (size_t i = 0; i < v.size(); ++i) {
-        uint64_t u = 0;
-        for (int b = 0; b < 8; ++b)
-          u |= uint64_t(uint8_t(t.raw_data()[8 * i + size_t(b)])) << (8 * b);
-        v[i] = int64_t(u);
-      }
-    } else {
-      std::copy(t.int64_data().begin(), t.int64_data().end(), v.begin());
-    }
-  } else if (t.data_type() == pb::TensorProto::INT32) {
-    if (t.has_raw_data()) {
-      for (size_t i = 0; i < v.size(); ++i) {
-        uint32_t u = 0;
-        for (int b = 0; b < 4; ++b)
-          u |= uint32_t(uint8_t(t.raw_data()[4 * i + size_t(b)])) << (8 * b);
-        v[i] = int32_t(u);
-      }
-    } else {
-      std::copy(t.int32_data().begin(), t.int32_data().end(), v.begin());
-    }
-  } else {
-    return std::nullopt;
-  }
-  return v;
+  return tensor_ints(*c->tensor, c->count);
 }
 
 const Constant& Importer::weight_input(const pb::NodeProto& n, int index, const char* role) const {

@@ -31,6 +31,14 @@ void add_compare(CLI::App& app);
 void add_evaluate(CLI::App& app);
 void add_import(CLI::App& app);  // import, export (cmd_import.cpp)
 
+// --- ONNX graphs for analysis (cmd_analyze_graph.cpp) ---
+// Whether `path` names an ONNX file (by its extension, .onnx in any case).
+bool is_onnx_path(const std::string& path);
+// Prints the analysis of any ONNX CNN graph (every conv, params and MACs per layer and in
+// total, the split rules per conv and their verdicts) and returns its JSON report. With
+// `pick` (factorize's rule), the report ends with the convs that rule splits.
+nlohmann::json analyze_graph_report(const std::string& path, int rank, const std::string& pick);
+
 using splitconv::thousands;  // "93,322"
 std::string hwc(const Shape& s);
 // Writes a whole file through a temporary file and a rename (splitconv/files.h): never a
