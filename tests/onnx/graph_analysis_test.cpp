@@ -267,8 +267,34 @@ TEST(GraphAnalysisCli, AnalyzeAndFactorizeReportOnAGraph) {
   EXPECT_EQ(r.code, 2);
   EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
   EXPECT_FALSE(fs::exists(dir / "x.net"));
-  r = splitconv::testing::run_cli("analyze " + kGraphs + "resnet18.onnx --rule measured");
-  EXPECT_EQ(r.code, 2);
+  // The measured rule times the convs the benchmark runs, each checked against the CPU
+  // reference first; a strided conv is listed as not timed.
+  const std::string mjson = (dir / "m.json").string();
+  r = splitconv::testing::run_cli("analyze " + std::string(SPLITCONV_SOURCE_DIR) +
+                                  "/tests/fixtures/onnx/bad-residual.onnx --rule measured "
+                                  "--device cpu --batch 2 --runs 1 --json " + mjson);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("measured rule on CPU"), std::string::npos) << r.out;
+  nlohmann::json m = nlohmann::json::parse(std::ifstream(mjson));
+  int timed = 0;
+  for (const auto& s : m["split"])
+    if (s.contains("nxn_ms")) {
+      ++timed;
+      EXPECT_GT(s["nxn_ms"].get<double>(), 0);
+      EXPECT_GT(s["pair_ms"].get<double>(), 0);
+      EXPECT_EQ(s["measured_rule"].get<bool>(),
+                s["exact_rule"].get<bool>() && s["pair_ms"].get<double>() < s["nxn_ms"].get<double>());
+    }
+  EXPECT_EQ(m["measured"]["timed_convs"], timed);
+  EXPECT_GT(timed, 0);
+  // MobileNetV2's splittable convs are depthwise or strided: none is timed, each says why.
+  r = splitconv::testing::run_cli("analyze " + kGraphs + "mobilenet_v2.onnx --rule measured "
+                                  "--device cpu --batch 1 --runs 1");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("features.0.0                 3x3    3 -> 32       224x224   (not timed: stride 2x2)"),
+            std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("(not timed: groups 32)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("splits 0 of the 0 timed convs"), std::string::npos) << r.out;
   // A sequential graph the engines train says so; a residual one is analysed only.
   r = splitconv::testing::run_cli("analyze " + std::string(SPLITCONV_SOURCE_DIR) + "/tests/fixtures/onnx/seed-v0.onnx");
   ASSERT_EQ(r.code, 0) << r.err;

@@ -143,11 +143,10 @@ void add_analyze(CLI::App& app) {
     nlohmann::json reports = nlohmann::json::array();
     for (size_t i = 0; i < models.size(); ++i) {
       if (is_onnx_path(models[i])) {  // any CNN graph, for analysis
-        if (measured)
-          throw InputError(models[i] + ": --rule measured times the convs of a spec (.net); an "
-                           "ONNX graph is analysed by the parameter and MAC rules");
         if (i) std::printf("\n");
-        reports.push_back(analyze_graph_report(models[i], rank, ""));
+        GraphMeasure measure;
+        if (measured) measure = {where, batch, runs};
+        reports.push_back(analyze_graph_report(models[i], rank, "", measure));
         continue;
       }
       Model m = build_model(load_spec(models[i]));

@@ -5,6 +5,8 @@
 #include <cstdio>
 
 #include "cli.h"
+#include "splitconv/bench.h"
+#include "splitconv/error.h"
 #include "splitconv/factorize.h"
 #include "splitconv/onnx.h"
 
@@ -44,6 +46,25 @@ std::string change(int64_t before, int64_t after) {
   return buf;
 }
 
+// The benchmark's case for a conv of a graph, or why it has none (it times stride-1,
+// ungrouped, undilated convs padded valid or as the spec's same).
+std::string bench_case(const ConvGeometry& c, int batch, int rank, bench::ConvCase* out) {
+  if (c.groups != 1) return "groups " + std::to_string(c.groups);
+  if (c.stride_h != 1 || c.stride_w != 1) return "stride " + pair_text(c.stride_h, c.stride_w);
+  if (c.dilation_h != 1 || c.dilation_w != 1) return "dilation";
+  const bool valid = c.pad_top == 0 && c.pad_left == 0 && c.pad_bottom == 0 && c.pad_right == 0;
+  const bool same = c.pad_top == (c.kh - 1) / 2 && c.pad_bottom == c.kh - 1 - (c.kh - 1) / 2 &&
+                    c.pad_left == (c.kw - 1) / 2 && c.pad_right == c.kw - 1 - (c.kw - 1) / 2;
+  if (!valid && !same) return "pads neither valid nor same";
+  out->kh = int(c.kh), out->kw = int(c.kw);
+  out->c = int(c.c), out->m = int(c.m);
+  out->rank = rank;
+  out->h = int(c.in_h), out->w = int(c.in_w);
+  out->batch = batch;
+  out->padding = valid ? Padding::Valid : Padding::Same;
+  return "";
+}
+
 }  // namespace
 
 bool is_onnx_path(const std::string& path) {
@@ -53,7 +74,8 @@ bool is_onnx_path(const std::string& path) {
   return ext == ".onnx";
 }
 
-nlohmann::json analyze_graph_report(const std::string& path, int rank, const std::string& pick) {
+nlohmann::json analyze_graph_report(const std::string& path, int rank, const std::string& pick,
+                                    const GraphMeasure& measure) {
   const GraphAnalysis g = analyze_onnx(path);
   std::vector<SplitAnalysis> splits;
   for (const auto& c : g.convs) splits.push_back(analyze_conv_split(c, rank));
@@ -180,6 +202,70 @@ nlohmann::json analyze_graph_report(const std::string& path, int rank, const std
                 change(g.total_macs, t.macs_after).c_str());
     j["rules"][name] = {{"split", t.split}, {"params_after", t.params_after},
                         {"macs_after", t.macs_after}};
+  }
+  if (!measure.device.empty()) {
+    std::fflush(stdout);
+    const bench::TimingOptions timing = rule_timing(measure.device, measure.runs);
+    std::vector<std::pair<bench::ConvCase, bench::ConvBenchResult>> timed;  // each shape once
+    std::string description = measure.device;
+    double nxn_total = 0, chosen_total = 0;
+    int split = 0, timed_convs = 0;
+    std::printf("  measured rule on %s, batch %d: forward + backward of the n×n and of its "
+                "fastest pair; split when P1 < P0 and the pair is faster\n",
+                measure.device.c_str(), measure.batch);
+    std::printf("  %-28s %-6s %-13s %-9s %-6s %-6s %10s %10s %9s  %s\n", "layer", "kernel",
+                "c -> m", "map", "P1<P0", "M1<M0", "nxn ms", "pair ms", "pair/nxn", "measured");
+    for (size_t i = 0; i < splits.size(); ++i) {
+      SplitAnalysis& a = splits[i];
+      nlohmann::json& js = j["split"][i];
+      js["measured_rule"] = false;
+      if (!a.splittable) continue;
+      const ConvGeometry& c = g.convs[i];
+      bench::ConvCase cc;
+      const std::string why = bench_case(c, measure.batch, rank, &cc);
+      const std::string cm = std::to_string(c.c) + " -> " + std::to_string(c.m);
+      if (!why.empty()) {
+        std::printf("  %-28s %-6s %-13s %-9s (not timed: %s)\n", a.layer.c_str(),
+                    pair_text(a.kh, a.kw).c_str(), cm.c_str(), pair_text(c.in_h, c.in_w).c_str(),
+                    why.c_str());
+        js["not_timed"] = why;
+        continue;
+      }
+      auto it = std::find_if(timed.begin(), timed.end(), [&](const auto& t) { return t.first == cc; });
+      if (it == timed.end()) {
+        timed.push_back({cc, bench::bench_conv(cc, measure.device, timing)});
+        it = timed.end() - 1;
+      }
+      const bench::ConvBenchResult& r = it->second;
+      description = r.description;
+      const bench::VariantResult* n = bench::fastest(r, "nxn", true);
+      const bench::VariantResult* p = bench::fastest(r, "pair", true);
+      if (!r.all_valid() || !n || !p)
+        throw Error("measured rule: " + a.layer + " (" + bench::describe(cc) + "): " +
+                    (r.all_valid() ? "no valid timing" : "a variant does not match the CPU reference") +
+                    "\n" + bench::format_conv(r));
+      const bool faster = p->train_ms < n->train_ms;
+      const bool chosen = a.exact_rule && faster;
+      ++timed_convs;
+      split += chosen;
+      nxn_total += n->train_ms;
+      chosen_total += chosen ? p->train_ms : n->train_ms;
+      std::printf("  %-28s %-6s %-13s %-9s %-6s %-6s %10.3f %10.3f %8.2fx  %s\n", a.layer.c_str(),
+                  pair_text(a.kh, a.kw).c_str(), cm.c_str(), pair_text(c.in_h, c.in_w).c_str(),
+                  a.exact_rule ? "Yes" : "No", a.macs_rule ? "Yes" : "No", n->train_ms,
+                  p->train_ms, p->train_ms / n->train_ms, chosen ? "Yes" : "No");
+      js["measured_rule"] = chosen;
+      js["nxn_ms"] = n->train_ms;
+      js["pair_ms"] = p->train_ms;
+      js["pair_impl"] = p->impl;
+    }
+    std::printf("  measured rule on %s: splits %d of the %d timed convs; their forward + backward "
+                "%.3f ms -> %.3f ms (%s)\n",
+                description.c_str(), split, timed_convs, nxn_total, chosen_total,
+                nxn_total > 0 ? change(int64_t(nxn_total * 1e6), int64_t(chosen_total * 1e6)).c_str() : "-");
+    j["measured"] = {{"device", measure.device}, {"description", description},
+                     {"batch", measure.batch}, {"timed_convs", timed_convs}, {"split", split},
+                     {"nxn_ms_total", nxn_total}, {"chosen_ms_total", chosen_total}};
   }
   if (!pick.empty()) {
     const SplitRule rule = parse_rule(pick);
