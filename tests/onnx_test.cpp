@@ -287,3 +287,20 @@ TEST_F(Onnx, ExportRefusesBadInputInOneLine) {
 }
 
 }  // namespace
+
+// A build without the ONNX library (SPLITCONV_ONNX=OFF, as the Docker image) says so for each
+// command that would read or write ONNX: one line naming the file and the missing library.
+TEST(OnnxAbsent, CommandsSaySoInOneLine) {
+  if (splitconv::onnx_available()) GTEST_SKIP() << "this build reads ONNX (the Onnx tests run)";
+  const std::string graph = kFixtures + "torchvision/resnet18.onnx";
+  for (const std::string& args :
+       {"analyze " + graph, "factorize " + graph + " --rule exact", "import " + graph}) {
+    SCOPED_TRACE(args);
+    const CliResult r = run(args);
+    EXPECT_EQ(r.code, 1);
+    EXPECT_EQ(lines(r.err), 1) << r.err;
+    EXPECT_NE(r.err.find(graph + ": this build reads and writes no ONNX"), std::string::npos)
+        << r.err;
+    EXPECT_TRUE(r.out.empty()) << r.out;
+  }
+}
