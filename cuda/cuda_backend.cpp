@@ -5,6 +5,7 @@
 #include <string>
 
 #include "splitconv/error.h"
+#include "splitconv/format.h"
 #include "splitconv/plan.h"
 #include "splitconv/tensor.h"
 
@@ -64,8 +65,25 @@ std::vector<std::string> CudaBackend::choices() const {
   return out;
 }
 
+void CudaBackend::check_plan(const Model& model, int max_batch) const {
+  const MemoryEstimate need = graph_engine_memory(model, max_batch);
+  size_t free_bytes = 0, total_bytes = 0;
+  CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
+  // What this backend holds now for an earlier plan goes before a new plan allocates.
+  const int64_t held = planned_bytes_;
+  const int64_t have = int64_t(free_bytes) + held;
+  if (need.total() > have)
+    throw InputError(model.spec.source + ": the CUDA engine needs at least " +
+                     bytes_text(need.total()) + " at batch " + std::to_string(max_batch) +
+                     " (parameters, gradients and Adam state " + bytes_text(need.parameters) +
+                     ", activations " + bytes_text(need.activations) +
+                     ", without the convolution workspace), " + bytes_text(have) + " free on " +
+                     state_.description());
+}
+
 void CudaBackend::plan(const Model& model, int max_batch) {
   const StepPlan plan = make_plan(model, max_batch);  // refuses what no engine runs, first
+  planned_bytes_ = graph_engine_memory(model, max_batch).total();
   CUDA_CHECK(cudaStreamSynchronize(state_.stream()));
   engine_.reset();  // their graphs and buffers go before the new ones are taken
   fused_.reset();

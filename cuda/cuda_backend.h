@@ -4,6 +4,7 @@
 // splitconv/backend.h); tests and `bench layers` use it directly.
 #pragma once
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -33,6 +34,12 @@ class CudaBackend final : public Backend {
   std::string engine() const override { return fused_ ? "fused" : "graph"; }
   std::string engine_note() const override { return engine_note_; }
 
+  // Against the device's free memory: graph_engine_memory (splitconv/backend.h), which leaves
+  // out the convolution workspace (the algorithm search fits it into what is then free).
+  void check_plan(const Model& model, int max_batch) const override;
+  std::optional<MemoryEstimate> memory_estimate(const Model& model, int max_batch) const override {
+    return graph_engine_memory(model, max_batch);
+  }
   void plan(const Model& model, int max_batch) override;
   void upload(Split split, const ImageSet& set) override { state_.upload(split, set); }
 
@@ -59,6 +66,7 @@ class CudaBackend final : public Backend {
   const std::string& graph_note() const;
 
  private:
+  int64_t planned_bytes_ = 0;  // graph_engine_memory of the current plan (freed by the next)
   void require_plan(const char* what) const;
 
   BackendOptions opts_;

@@ -25,6 +25,26 @@ std::optional<MemoryEstimate> Backend::memory_estimate(const Model& model, int m
   return std::nullopt;
 }
 
+namespace {
+int64_t sat_add(int64_t a, int64_t b) { return a > INT64_MAX - b ? INT64_MAX : a + b; }
+int64_t sat_mul(int64_t a, int64_t b) { return b != 0 && a > INT64_MAX / b ? INT64_MAX : a * b; }
+}  // namespace
+
+MemoryEstimate graph_engine_memory(const Model& model, int max_batch) {
+  const StepPlan plan = make_plan(model, max_batch);
+  const int64_t batch = plan.max_batch;
+  MemoryEstimate mem;
+  mem.parameters = sat_mul(model.param_floats, 4 * int64_t(sizeof(float)));  // params, grads, m, v
+  for (const PlanBuffer& b : plan.buffers)
+    mem.activations = sat_add(mem.activations, sat_mul(b.floats(batch), int64_t(sizeof(float)) *
+                                                                          (b.needs_grad ? 2 : 1)));
+  for (const Shape& s : plan.argmax_shapes)
+    mem.activations = sat_add(mem.activations, sat_mul(batch, s.size() * int64_t(sizeof(int32_t))));
+  mem.activations = sat_add(mem.activations, batch);  // the batch's labels
+  mem.activations = sat_add(mem.activations, sat_mul(batch, model.classes * int64_t(sizeof(float))));
+  return mem;
+}
+
 int64_t MemoryEstimate::total() const {
   int64_t sum = 0;
   for (int64_t part : {parameters, activations, workspace})

@@ -82,6 +82,8 @@ std::vector<uint8_t> serialise(const Model& model, const Checkpoint& ck) {
       {"step", std::to_string(st.step)},
       {"epoch", std::to_string(st.epoch)},
   };
+  // Only an interrupted run's checkpoint is inside an epoch; others keep their old bytes.
+  if (st.epoch_step > 0) header["__metadata__"]["epoch_step"] = std::to_string(st.epoch_step);
   if (!ck.train_config.empty()) header["__metadata__"]["train_config"] = ck.train_config;
   int64_t at = 0;
   for (const auto& t : tensors) {
@@ -313,6 +315,7 @@ Checkpoint load_checkpoint(const std::string& path) {
   ck.dataset = metadata_string(path, meta, "dataset", false);
   ck.state.step = metadata_count(path, meta, "step");
   ck.state.epoch = int(std::min<int64_t>(metadata_count(path, meta, "epoch"), INT32_MAX));
+  ck.state.epoch_step = metadata_count(path, meta, "epoch_step");
   ck.train_config = metadata_string(path, meta, "train_config", false);
   if (!ck.train_config.empty()) {
     const auto cfg = nlohmann::json::parse(ck.train_config, nullptr, false);

@@ -23,6 +23,7 @@ void Trainer::initialise() {
   backend_.set_moments(zeros, zeros);
   step_ = 0;
   epoch_ = 0;
+  epoch_step_ = 0;
 }
 
 void Trainer::load_state(const TrainState& s) {
@@ -34,10 +35,13 @@ void Trainer::load_state(const TrainState& s) {
     backend_.set_moments(zeros, zeros);
     step_ = 0;
     epoch_ = 0;
+    epoch_step_ = 0;
   } else {
+    if (s.epoch_step < 0) throw Error("trainer: negative step within the epoch");
     backend_.set_moments(s.m, s.v);
     step_ = s.step;
     epoch_ = s.epoch;
+    epoch_step_ = s.epoch_step;
   }
 }
 
@@ -50,6 +54,7 @@ TrainState Trainer::state() {
   backend_.get_moments(s.m, s.v);
   s.step = step_;
   s.epoch = epoch_;
+  s.epoch_step = epoch_step_;
   return s;
 }
 
@@ -80,8 +85,18 @@ TrainReport Trainer::run(int64_t train_count,
   std::vector<int32_t> in_order;
   const int last_epoch =
       opts_.stop_after_epoch > 0 ? std::min(opts_.epochs, opts_.stop_after_epoch) : opts_.epochs;
-  const int64_t total_steps = steps * std::max(last_epoch - epoch_, 0);
+  // A run resumed inside an epoch (an interrupt) starts at that epoch's next step.
+  if (epoch_step_ >= steps)
+    throw InputError("the resumed state is at step " + std::to_string(epoch_step_) +
+                     " of an epoch that has " + std::to_string(steps) + " steps here");
+  const int64_t total_steps =
+      std::max<int64_t>(steps * std::max(last_epoch - epoch_, 0) - epoch_step_, 0);
+  auto stop = [&] { return opts_.stop_requested && opts_.stop_requested(); };
   while (epoch_ < last_epoch && !target.reached) {
+    if (stop()) {
+      report.interrupted = true;
+      break;
+    }
     if (opts_.shuffle) {
       backend_.set_order(epoch_order(train_count, opts_.seed, epoch_));
     } else {
@@ -94,7 +109,9 @@ TrainReport Trainer::run(int64_t train_count,
     backend_.reset_train_metrics();
     auto t0 = clock::now();
     double eval_seconds = 0;  // inside this epoch, for the target (not training time)
-    int64_t s = 0;
+    const int64_t first = epoch_step_;
+    int64_t s = first;
+    epoch_step_ = 0;
     for (; s < steps; ++s) {
       int64_t begin = s * opts_.batch;
       int count = int(std::min<int64_t>(opts_.batch, train_count - begin));
@@ -102,6 +119,11 @@ TrainReport Trainer::run(int64_t train_count,
       h.lr = float(scheduled_lr(opts_.schedule, opts_.hyper.lr, step_ + 1, run_steps));
       backend_.train_step(begin, count, ++step_, h);
       ++done_steps;
+      if (s + 1 < steps && stop()) {
+        report.interrupted = true;
+        ++s;
+        break;
+      }
       if (target.asked && opts_.eval_every > 0 && step_ % opts_.eval_every == 0 && s + 1 < steps) {
         auto e0 = clock::now();
         const bool hit = reached(backend_.evaluate(Split::Test).accuracy());
@@ -122,16 +144,25 @@ TrainReport Trainer::run(int64_t train_count,
         progress(p);
       }
     }
-    const bool whole = s == steps;  // false: stopped inside the epoch at the target
+    const bool whole = s == steps;  // false: stopped inside the epoch (target or interrupt)
     Metrics m = backend_.train_metrics();  // synchronises with the device
+    if (report.interrupted) {
+      // The epoch resumes at step s: no report for a part of it (its metrics start afresh).
+      epoch_step_ = s;
+      report.images += m.count;
+      report.steps += s - first;
+      train_seconds += std::chrono::duration<double>(clock::now() - t0).count() - eval_seconds;
+      break;
+    }
     double seconds = std::chrono::duration<double>(clock::now() - t0).count() - eval_seconds;
     if (!std::isfinite(m.loss_sum))
       throw Error("training diverged: the loss is not finite in epoch " +
                   std::to_string(epoch_ + 1) + " (by step " + std::to_string(step_) + ")");
     train_seconds += seconds;
     report.images += m.count;
-    report.steps += s;
+    report.steps += s - first;
     if (whole) ++epoch_;  // done: a state taken from here on (a checkpoint) resumes at the next
+    else epoch_step_ = s;  // stopped at the target: a state resumes at the step after it
     EpochReport e;
     e.epoch = epoch_ + (whole ? 0 : 1);
     e.loss = m.loss();
@@ -162,8 +193,10 @@ TrainReport Trainer::run(int64_t train_count,
   }
   report.train_seconds = train_seconds;
   report.images_per_second = train_seconds > 0 ? double(report.images) / train_seconds : 0;
-  report.test_accuracy = report.epochs.empty() ? backend_.evaluate(Split::Test).accuracy()
-                                               : report.epochs.back().test_accuracy;
+  if (!report.epochs.empty())
+    report.test_accuracy = report.epochs.back().test_accuracy;
+  else  // an interrupt ends the run at once: no evaluation
+    report.test_accuracy = report.interrupted ? NAN : backend_.evaluate(Split::Test).accuracy();
   return report;
 }
 

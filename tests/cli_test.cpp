@@ -3,6 +3,10 @@
 
 #include "run_cli.h"
 #include <sys/wait.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <thread>
 
 #include <array>
 #include <cstdio>
@@ -10,6 +14,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "splitconv/checkpoint.h"
 #include "splitconv/data.h"
 
 namespace fs = std::filesystem;
@@ -338,6 +343,81 @@ TEST_F(CliData, AResumedScheduledRunEqualsTheRunStraightThrough) {
   expect_refused(run("train --resume " + half + " --device cpu --data-dir " + dir_ +
                      " --lr-schedule constant"),
                  "--lr-schedule constant differs from " + half + "'s onecycle");
+}
+
+namespace {
+// The binary as a child process of this test (stdout dropped, stderr to err_file).
+pid_t start_cli(const std::string& args, const std::string& err_file) {
+  const std::string cmd =
+      "exec " + std::string(SPLITCONV_BINARY) + " " + args + " >/dev/null 2>" + err_file;
+  pid_t pid = fork();
+  if (pid == 0) {
+    execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  return pid;
+}
+// Its exit code, or 1000 + the signal that killed it.
+int wait_for(pid_t pid) {
+  int status = 0;
+  if (waitpid(pid, &status, 0) != pid) return -1;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 1000 + WTERMSIG(status);
+}
+}  // namespace
+
+// SIGINT (Ctrl-C) and SIGTERM during `train --save`, sent to a real child once its first
+// checkpoint exists: it saves a resumable checkpoint, says where, writes its report and exits
+// 128 + the signal; resumed to the end of that epoch, it equals the run straight through to
+// there, bit for bit (wherever in the epoch the signal came).
+TEST_F(CliData, AnInterruptedRunSavesAResumableCheckpointAndExits130Or143) {
+  for (int sig : {SIGINT, SIGTERM}) {
+    const std::string name = sig == SIGINT ? "SIGINT" : "SIGTERM";
+    const std::string ck = dir_ + "/int.safetensors", err = dir_ + "/int.err",
+                      json = dir_ + "/int.json", resumed = dir_ + "/resumed.safetensors",
+                      straight = dir_ + "/straight.safetensors";
+    fs::remove(ck);
+    // Far longer than the test runs: only the signal ends it.
+    const std::string recipe = "--epochs 1000000 --batch 8 --limit 96 --seed 4 ";
+    const pid_t pid = start_cli("train " + model_ + " --device cpu --threads 2 --data-dir " +
+                                    dir_ + " " + recipe + "--save " + ck + " --json " + json,
+                                err);
+    ASSERT_GT(pid, 0);
+    for (int i = 0; i < 6000 && !fs::exists(ck); ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    ASSERT_TRUE(fs::exists(ck)) << file_bytes(err);
+    ASSERT_EQ(kill(pid, sig), 0);
+    EXPECT_EQ(wait_for(pid), 128 + sig) << file_bytes(err);
+    const std::string said = file_bytes(err);
+    EXPECT_NE(said.find("splitconv: interrupted by " + name + " "), std::string::npos) << said;
+    EXPECT_NE(said.find("resumable checkpoint written to " + ck +
+                        " (continue: splitconv train --resume " + ck + ")"),
+              std::string::npos)
+        << said;
+    std::ifstream in(json);
+    const nlohmann::json report = nlohmann::json::parse(in);
+    EXPECT_EQ(report["interrupted"], true);
+
+    const splitconv::Checkpoint stopped = splitconv::load_checkpoint(ck);
+    EXPECT_EQ(stopped.state.step, int64_t(stopped.state.epoch) * 12 + stopped.state.epoch_step);
+    const std::string until = " --stop-after-epoch " + std::to_string(stopped.state.epoch + 1);
+    Result r = run("train --resume " + ck + " --device cpu --threads 2 --data-dir " + dir_ +
+                   until + " --save " + resumed);
+    ASSERT_EQ(r.code, 0) << r.err;
+    ASSERT_EQ(train(model_, recipe + until + " --save " + straight).code, 0);
+    EXPECT_EQ(file_bytes(resumed), file_bytes(straight)) << name;
+  }
+}
+
+// A checkpoint whose place inside the epoch is past the epoch's end is refused in one line.
+TEST_F(CliData, AResumedStepPastTheEpochIsRefused) {
+  const std::string ck = dir_ + "/ck.safetensors";
+  ASSERT_EQ(train(model_, "--epochs 1 --batch 8 --limit 96 --save " + ck).code, 0);
+  splitconv::Checkpoint c = splitconv::load_checkpoint(ck);
+  const splitconv::Model m = splitconv::model_of(c, ck);
+  c.state.epoch_step = 12;
+  splitconv::save_checkpoint(ck, m, c);
+  expect_refused(run("train --resume " + ck + " --device cpu --data-dir " + dir_),
+                 ck + ": stopped after step 12 of an epoch, which has 12 steps here");
 }
 
 // Under a constant rate, --epochs may extend a resumed run.

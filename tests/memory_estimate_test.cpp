@@ -13,6 +13,7 @@
 #include "run_cli.h"
 #include "splitconv/backend.h"
 #include "splitconv/data.h"
+#include "splitconv/error.h"
 #include "splitconv/format.h"
 #include "splitconv/model.h"
 #include "splitconv/spec.h"
@@ -148,4 +149,40 @@ TEST_F(MemoryEstimate, TrainVerboseShowsTheEstimateOfThePlanItRuns) {
                 splitconv::bytes_text(need.workspace) + ")"),
             std::string::npos)
       << verbose.err;
+}
+
+// The CUDA graph engine's estimate, against the CPU engine's (an independent sum over the
+// same plan): four parameter-sized buffers (params, grads, m, v; the CPU has one gradient
+// buffer a thread), the same activation, gradient and arg-max buffers and labels, plus the
+// batch's probabilities on the device; no workspace (cuDNN's is chosen at plan time).
+TEST(GraphEngineMemory, IsTheCpuEnginesBuffersWithFourParameterCopiesAndTheProbabilities) {
+  for (const char* name : {"seed-v0.net", "seed-v1.net", "fast-mnist.net"}) {
+    const splitconv::Model m =
+        splitconv::build_model(splitconv::load_spec(src + "/models/" + name));
+    for (int batch : {1, 32, 257}) {
+      const splitconv::cpu::CpuMemory cpu = splitconv::cpu::CpuEngine::memory_needed(m, batch, 1);
+      const splitconv::MemoryEstimate gpu = splitconv::graph_engine_memory(m, batch);
+      EXPECT_EQ(gpu.parameters, m.param_floats * 4 * 4) << name;
+      EXPECT_EQ(cpu.parameters, m.param_floats * 4 * 4) << name;  // 3 + 1 thread
+      EXPECT_EQ(gpu.activations, cpu.activations + int64_t(batch) * m.classes * 4) << name;
+      EXPECT_EQ(gpu.workspace, 0) << name;
+    }
+  }
+}
+
+TEST(GraphEngineMemory, PastTheSizeLimitsIsRefused) {
+  const splitconv::Model m = splitconv::build_model(splitconv::parse_spec(
+      "input 28x28x1\nconv 32 3x3 relu\nflatten\ndense 10 softmax\n", "m.net"));
+  EXPECT_THROW(splitconv::graph_engine_memory(m, 100'000'000), splitconv::InputError);
+}
+
+// The model of the GPU test that is refused for the card's memory passes the size limits and
+// needs 12 maps × (act + grad) × 2000 × 64·64·256 floats: about 187 GiB.
+TEST(GraphEngineMemory, TheGpuTestsTooLargePlanIsWithinTheSizeLimits) {
+  std::string text = "input 64x64x256\n";
+  for (int i = 0; i < 12; ++i) text += "conv 256 3x3 relu padding=same\n";
+  text += "flatten\ndense 10 softmax\n";
+  const splitconv::Model big = splitconv::build_model(splitconv::parse_spec(text, "big.net"));
+  const splitconv::MemoryEstimate need = splitconv::graph_engine_memory(big, 2000);
+  EXPECT_GT(need.total(), int64_t(160) << 30);  // past the largest cards (H200: 141 GB)
 }

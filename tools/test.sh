@@ -3,29 +3,33 @@
 # ctest, then a short fuzz run of the input parsers (tools/fuzz.sh) when clang with libFuzzer
 # is present.
 #
-# usage: tools/test.sh [--gpu] [--fuzz | --no-fuzz]
+# usage: tools/test.sh [--gpu] [--fuzz | --no-fuzz] [--sanitize]
 #   --gpu      only the GPU tests, and fail (not skip) without a CUDA device; no fuzz run
 #   --fuzz     also install clang (tools/setup.sh --fuzz) and fail when the fuzz run cannot
 #              run (CI)
 #   --no-fuzz  no fuzz run
+#   --sanitize then the CPU tests again, built with AddressSanitizer and
+#              UndefinedBehaviorSanitizer (CUDA off) in build-asan (CI; ~10 min on 2 cores)
 #   -h, --help this text
 # env: SPLITCONV_DATA  the data directory (default: data in the repository)
 set -euo pipefail
 here="$PWD"
 root="$(cd "$(dirname "$0")/.." && pwd)"
-bad() { echo "test: $* (usage: tools/test.sh [--gpu] [--fuzz | --no-fuzz]; --help)" >&2; exit 2; }
-gpu_only=0 fuzz=auto
+bad() { echo "test: $* (usage: tools/test.sh [--gpu] [--fuzz | --no-fuzz] [--sanitize]; --help)" >&2; exit 2; }
+gpu_only=0 fuzz=auto sanitize=0
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --gpu) gpu_only=1 ;;
     --fuzz) fuzz=yes ;;
     --no-fuzz) fuzz=no ;;
+    --sanitize) sanitize=1 ;;
     -h | --help) sed -n '/^# usage:/,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) bad "unknown argument '$1'" ;;
   esac
   shift
 done
 ((gpu_only)) && [[ $fuzz == yes ]] && bad "--gpu runs no fuzzing; --fuzz goes without it"
+((gpu_only && sanitize)) && bad "--gpu runs no sanitizer build; --sanitize goes without it"
 setup_flags=()
 [[ $fuzz == yes ]] && setup_flags=(--fuzz)
 data="${SPLITCONV_DATA:-$root/data}"
@@ -56,3 +60,14 @@ case "$fuzz" in
           echo "test: no clang with libFuzzer: no fuzz run (tools/test.sh --fuzz installs it)" >&2
         fi ;;
 esac
+if ((sanitize)); then
+  # The same CPU tests on a build with both sanitizers; any finding fails its test (the CLI
+  # tests run the sanitized binary too). Leak checks stay on.
+  echo "test: the CPU tests again under AddressSanitizer and UndefinedBehaviorSanitizer (build-asan)" >&2
+  cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Release -DSPLITCONV_CUDA=OFF \
+    -DSPLITCONV_SANITIZE=ON -DSPLITCONV_NATIVE="${SPLITCONV_NATIVE:-ON}" >&2
+  cmake --build build-asan -j "$jobs" >&2
+  ASAN_OPTIONS=abort_on_error=0:detect_stack_use_after_return=1 \
+    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    ctest --test-dir build-asan -L cpu --output-on-failure -j "$jobs"
+fi

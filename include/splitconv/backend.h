@@ -59,6 +59,14 @@ struct MemoryEstimate {
   int64_t total() const;    // saturates at INT64_MAX
 };
 
+// What the CUDA backend's plan() allocates on the device for `model` at `max_batch` images a
+// step with the graph engine (parameters, gradients, m and v; activation, gradient and
+// arg-max buffers, the batch's labels and probabilities), computed on the host. Not in it: the
+// convolution workspace, which cuDNN's algorithm search chooses within the memory then free,
+// and what the device state holds from its start (the cuBLAS workspace). The fused engine
+// needs at least as much. InputError past the size limits.
+MemoryEstimate graph_engine_memory(const Model& model, int max_batch);
+
 class Backend {
  public:
   virtual ~Backend() = default;

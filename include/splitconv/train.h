@@ -26,6 +26,9 @@ struct TrainOptions {
   // Stop after this many epochs of the run (0: run them all); the schedule keeps the whole
   // run's length, so a checkpoint saved here resumes the same run.
   int stop_after_epoch = 0;
+  // Asked after every step and before every epoch: true ends the run there, between two steps
+  // (an interrupt; TrainReport::interrupted), so that the state taken after it resumes it.
+  std::function<bool()> stop_requested;
 };
 
 // Time to a target accuracy: from the first step until the evaluation that reached it was
@@ -48,6 +51,7 @@ struct TrainReport {
   double test_accuracy = 0, train_seconds = 0, images_per_second = 0;
   int64_t steps = 0, images = 0;
   TargetReport target;
+  bool interrupted = false;  // ended by stop_requested, not by its epochs or target
 };
 
 // Optimizer state that a resumable checkpoint carries.
@@ -55,6 +59,7 @@ struct TrainState {
   std::vector<float> params, m, v;  // Model::param_floats each (m, v empty: fresh optimizer)
   int64_t step = 0;                 // Adam steps taken
   int epoch = 0;                    // epochs completed
+  int64_t epoch_step = 0;           // steps done in the next epoch (an interrupted one)
 };
 
 struct Progress {
@@ -84,6 +89,7 @@ class Trainer {
   TrainOptions opts_;
   int64_t step_ = 0;
   int epoch_ = 0;
+  int64_t epoch_step_ = 0;
 };
 
 }  // namespace splitconv

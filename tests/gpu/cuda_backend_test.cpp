@@ -17,6 +17,7 @@
 #include "gpu_test_util.h"
 #include "splitconv/backend.h"
 #include "splitconv/error.h"
+#include "splitconv/format.h"
 #include "splitconv/model.h"
 #include "splitconv/random.h"
 #include "splitconv/spec.h"
@@ -286,6 +287,47 @@ TEST(CudaBackendOwnKernels, FiftyStepsOfSeedV1MatchCudnn) {
   std::printf("seed-v1 own vs cudnn: 50 lock-step steps, largest difference: loss %.2e relative, "
               "gradient %.2e of its magnitude\n", w.loss, w.grad);
   for (const auto& c : a->choices()) std::printf("  %s\n", c.c_str());
+}
+
+// The device memory check: a plan far past the card's memory is refused before anything is
+// allocated, with the bytes; the seed plans pass it, and what plan() then takes from the
+// free memory is at least the estimate (cuDNN's workspace and rounding come on top).
+TEST(CudaBackendMemory, APlanPastTheDevicesMemoryIsRefusedWithTheBytes) {
+  SPLITCONV_REQUIRE_GPU();
+  // Within the size limits (each step buffer under 2^31 elements at batch 2000) and far past
+  // any card: twelve 64×64×256 maps, each 7.8 GiB, with its gradient 15.6 GiB, 187 GiB in all.
+  std::string text = "input 64x64x256\n";
+  for (int i = 0; i < 12; ++i) text += "conv 256 3x3 relu padding=same\n";
+  text += "flatten\ndense 10 softmax\n";
+  const Model big = model_of(text.c_str(), "big.net");
+  const Model model = model_of(kSeedV0, "seed-v0.net");
+  auto gpu = make_cuda_backend({});
+  const MemoryEstimate huge = graph_engine_memory(big, 2000);
+  size_t free_bytes = 0, total_bytes = 0;
+  ASSERT_EQ(cudaMemGetInfo(&free_bytes, &total_bytes), cudaSuccess);
+  ASSERT_GT(huge.total(), int64_t(total_bytes)) << "the test's plan must exceed the card";
+  try {
+    gpu->check_plan(big, 2000);
+    ADD_FAILURE() << "a plan of " << huge.total() << " bytes passed the check";
+  } catch (const InputError& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("big.net: the CUDA engine needs at least " + bytes_text(huge.total()) +
+                        " at batch 2000"),
+              std::string::npos)
+        << what;
+    EXPECT_NE(what.find(" free on "), std::string::npos) << what;
+  }
+  gpu->check_plan(model, 32);
+  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+  ASSERT_EQ(cudaMemGetInfo(&free_bytes, &total_bytes), cudaSuccess);
+  const size_t before = free_bytes;
+  gpu->plan(model, 32);
+  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+  ASSERT_EQ(cudaMemGetInfo(&free_bytes, &total_bytes), cudaSuccess);
+  EXPECT_GE(int64_t(before) - int64_t(free_bytes), graph_engine_memory(model, 32).total());
+  const auto shown = gpu->memory_estimate(model, 32);
+  ASSERT_TRUE(shown.has_value());
+  EXPECT_EQ(shown->total(), graph_engine_memory(model, 32).total());
 }
 
 TEST(CudaStatus, ListsDevicesAndVersions) {

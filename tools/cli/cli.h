@@ -19,6 +19,12 @@ namespace splitconv::cli {
 // runs the command named; bad usage throws CLI::ParseError, bad input InputError.
 std::unique_ptr<CLI::App> make_app();
 
+// Ends the command with this exit status after its output is complete (an interrupted run:
+// 128 + the signal's number, docs/design.md, Interrupts).
+struct ExitStatus {
+  int code;
+};
+
 void add_analyze(CLI::App& app);
 void add_factorize(CLI::App& app);
 void add_data(CLI::App& app);

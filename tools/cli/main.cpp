@@ -1,5 +1,6 @@
 // splitconv COMMAND [options]: exit 0 on success, 2 on bad usage or input (a model too large
-// for the machine included), 1 on a runtime failure.
+// for the machine included), 1 on a runtime failure, 130 / 143 when SIGINT / SIGTERM ended
+// a `train --save` (after saving).
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
@@ -36,6 +37,8 @@ int main(int argc, char** argv) {
   CLI::App& app = *made;
   try {
     app.parse(argc, argv);
+  } catch (const splitconv::cli::ExitStatus& e) {
+    return e.code;
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
   } catch (const CLI::CallForAllHelp& e) {
