@@ -7,6 +7,7 @@
 #include <onnx/onnx_pb.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <map>
 #include <optional>
 #include <set>
@@ -486,8 +487,14 @@ void GraphReader::broadcast(const pb::NodeProto& n) {
       std::vector<int64_t> v(std::max(a.size(), b.size()));
       for (size_t i = 0; i < v.size(); ++i) {
         const int64_t p = a[a.size() == 1 ? 0 : i], q = b[b.size() == 1 ? 0 : i];
-        if (op == "Div" && q == 0) fail(n, "divides by zero");
-        v[i] = op == "Add" ? p + q : op == "Sub" ? p - q : op == "Mul" ? p * q : p / q;
+        if (op == "Div" && (q == 0 || (p == INT64_MIN && q == -1)))
+          fail(n, "divides " + std::to_string(p) + " by " + std::to_string(q));
+        bool over = false;
+        if (op == "Add") over = __builtin_add_overflow(p, q, &v[i]);
+        else if (op == "Sub") over = __builtin_sub_overflow(p, q, &v[i]);
+        else if (op == "Mul") over = __builtin_mul_overflow(p, q, &v[i]);
+        else v[i] = p / q;
+        if (over) fail(n, "its integers " + std::to_string(p) + " and " + std::to_string(q) + " overflow");
       }
       y.ints = v;
     }

@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <random>
 #include <nlohmann/json.hpp>
 
 #include "../run_cli.h"
@@ -304,4 +305,65 @@ TEST(GraphAnalysisCli, AnalyzeAndFactorizeReportOnAGraph) {
   EXPECT_NE(r.out.find("analysed only, not trainable here: node /Add (Add): adds two activations"),
             std::string::npos) << r.out;
   fs::remove_all(dir);
+}
+
+// Graphs edited at random — attributes, weight shapes, inputs rewired, ops renamed — are
+// analysed or refused with InputError, never anything else (with the sanitizers in CI, no
+// overflow or bad access either).
+TEST(GraphAnalysis, RandomlyEditedGraphsAreAnalysedOrRefused) {
+  std::mt19937_64 rng(18);
+  auto pick = [&](size_t n) { return size_t(rng() % n); };
+  const int64_t values[] = {-7, -1, 0, 1, 2, 3, 5, 64, 1000001, int64_t(1) << 31,
+                            int64_t(1) << 40, INT64_MAX};
+  const char* ops[] = {"Conv", "Add", "Mul", "Concat", "Reshape", "Flatten", "Gemm", "MatMul",
+                       "MaxPool", "AveragePool", "Pad", "Split", "Squeeze", "Unsqueeze",
+                       "Transpose", "ReduceMean", "BatchNormalization", "Gather", "Shape"};
+  int refused = 0, analysed = 0;
+  for (int round = 0; round < 300; ++round) {
+    pb::ModelProto m = load(kGraphs + (round % 2 ? "mobilenet_v2.onnx" : "resnet18.onnx"));
+    pb::GraphProto* g = m.mutable_graph();
+    std::vector<std::string> names;
+    for (const auto& n : g->node())
+      for (const auto& o : n.output()) names.push_back(o);
+    for (int edit = 0, edits = 1 + int(pick(3)); edit < edits; ++edit) {
+      pb::NodeProto* n = g->mutable_node(int(pick(size_t(g->node_size()))));
+      switch (pick(4)) {
+        case 0:  // an integer attribute, or one entry of a list
+          for (auto& a : *n->mutable_attribute()) {
+            if (a.type() == pb::AttributeProto::INT) a.set_i(values[pick(std::size(values))]);
+            if (a.type() == pb::AttributeProto::INTS && a.ints_size() > 0)
+              a.set_ints(int(pick(size_t(a.ints_size()))), values[pick(std::size(values))]);
+          }
+          break;
+        case 1: {  // a dimension of a weight input
+          auto* in = g->mutable_input(int(pick(size_t(g->input_size()))));
+          auto* shape = in->mutable_type()->mutable_tensor_type()->mutable_shape();
+          if (shape->dim_size() > 0)
+            shape->mutable_dim(int(pick(size_t(shape->dim_size()))))
+                ->set_dim_value(values[pick(std::size(values))]);
+          break;
+        }
+        case 2:  // an input rewired to another node's output
+          if (n->input_size() > 0) n->set_input(int(pick(size_t(n->input_size()))), names[pick(names.size())]);
+          break;
+        default:
+          n->set_op_type(ops[pick(std::size(ops))]);
+      }
+    }
+    const std::string path = save(m, "random.onnx");
+    try {
+      analyze_onnx(path);
+      ++analysed;
+    } catch (const InputError& e) {
+      ++refused;
+      const std::string msg = e.what();
+      EXPECT_EQ(msg.rfind(path + ": ", 0), 0u) << msg;
+      EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
+    } catch (const std::exception& e) {
+      ADD_FAILURE() << "round " << round << ": not an InputError: " << e.what();
+    }
+    fs::remove(path);
+  }
+  EXPECT_GT(refused, 100);  // most edits break the graph...
+  EXPECT_GT(analysed, 0);   // ...some leave it readable (an unused attribute, a same-shape input)
 }
