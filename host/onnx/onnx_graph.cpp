@@ -690,7 +690,8 @@ void GraphReader::squeeze(const pb::NodeProto& n, bool un) {
     if (axes.empty()) fail(n, "has no axes");
     const size_t rank = x.dims.size() + axes.size();
     std::set<int64_t> at;
-    for (int64_t a : axes) at.insert(axis(n, a, rank));
+    for (int64_t a : axes)
+      if (!at.insert(axis(n, a, rank)).second) fail(n, "axes " + ints_text(axes) + " repeat an axis");
     y.dims.clear();
     size_t k = 0;
     for (size_t i = 0; i < rank; ++i) y.dims.push_back(at.count(int64_t(i)) ? 1 : x.dims[k++]);

@@ -190,6 +190,18 @@ TEST(GraphAnalysis, FaultsAreRefusedInOneLineNamingTheFile) {
              ->mutable_dim(2)->set_dim_param("H");
        },
        "has no fixed height"},
+      {"repeated-axes",
+       [](pb::ModelProto& m) {
+         pb::NodeProto* n = first(m, "Flatten");
+         n->set_op_type("Unsqueeze");
+         n->clear_attribute();
+         auto* a = n->add_attribute();
+         a->set_name("axes");
+         a->set_type(pb::AttributeProto::INTS);
+         a->add_ints(1);
+         a->add_ints(1);
+       },
+       "axes [1,1] repeat an axis"},
       {"unknown-input",
        [](pb::ModelProto& m) { first(m, "Gemm")->set_input(0, "nowhere"); },
        "reads nowhere, which no earlier node produces"},
