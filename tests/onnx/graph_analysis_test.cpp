@@ -379,3 +379,47 @@ TEST(GraphAnalysis, RandomlyEditedGraphsAreAnalysedOrRefused) {
   EXPECT_GT(refused, 100);  // most edits break the graph...
   EXPECT_GT(analysed, 0);   // ...some leave it readable (an unused attribute, a same-shape input)
 }
+
+// auto_pad and ceil_mode: ResNet-18's 7×7 stride-2 conv1 and its 3×3 stride-2 max pool edited.
+TEST(GraphAnalysis, AutoPadAndCeilMode) {
+  for (const char* mode : {"SAME_UPPER", "SAME_LOWER", "VALID"}) {
+    SCOPED_TRACE(mode);
+    pb::ModelProto m = load(kGraphs + "resnet18.onnx");
+    pb::NodeProto* conv = first(m, "Conv");
+    pb::NodeProto* pool = first(m, "MaxPool");
+    for (pb::NodeProto* n : {conv, pool}) {
+      auto* attrs = n->mutable_attribute();
+      for (int i = attrs->size() - 1; i >= 0; --i)
+        if (attrs->Get(i).name() == "pads") attrs->DeleteSubrange(i, 1);
+      auto* a = n->add_attribute();
+      a->set_name("auto_pad");
+      a->set_type(pb::AttributeProto::STRING);
+      a->set_s(mode);
+    }
+    if (std::string(mode) == "VALID") {  // and a 2×2 pool that rounds up: 109 − 2 is odd
+      for (auto& a : *pool->mutable_attribute()) {
+        if (a.name() == "kernel_shape") a.set_ints(0, 2), a.set_ints(1, 2);
+        if (a.name() == "ceil_mode") a.set_i(1);  // PyTorch writes ceil_mode 0
+      }
+    }
+    const std::string path = save(m, std::string(mode) + ".onnx");
+    const GraphAnalysis g = analyze_onnx(path);
+    fs::remove(path);
+    const ConvGeometry* c1 = find_conv(g, "conv1");
+    const ConvGeometry* next = find_conv(g, "layer1.0.conv1");
+    ASSERT_TRUE(c1 && next);
+    if (std::string(mode) == "VALID") {
+      EXPECT_EQ(c1->pad_top + c1->pad_bottom, 0);
+      EXPECT_EQ(c1->out_h(), (224 - 7) / 2 + 1);  // 109
+      EXPECT_EQ(next->in_h, 55);                   // ceil((109 − 2)/2) + 1; floor gives 54
+      EXPECT_EQ(next->in_w, 55);
+    } else {
+      // ceil(224/2) = 112: 5 rows of padding, the odd one at the end (UPPER) or start (LOWER).
+      const bool upper = std::string(mode) == "SAME_UPPER";
+      EXPECT_EQ(c1->out_h(), 112);
+      EXPECT_EQ(c1->pad_top, upper ? 2 : 3);
+      EXPECT_EQ(c1->pad_bottom, upper ? 3 : 2);
+      EXPECT_EQ(next->in_h, 56);  // the pool, SAME too: ceil(112/2)
+    }
+  }
+}
