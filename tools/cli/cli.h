@@ -35,6 +35,23 @@ void add_bench_layers(CLI::App* bench);  // bench layers (cmd_bench_sweep.cpp)
 void add_train(CLI::App& app);
 void add_compare(CLI::App& app);
 void add_evaluate(CLI::App& app);
+void add_import(CLI::App& app);  // import, export (cmd_import.cpp)
+
+// --- ONNX graphs for analysis (cmd_analyze_graph.cpp) ---
+// Whether `path` names an ONNX file (by its extension, .onnx in any case).
+bool is_onnx_path(const std::string& path);
+// Prints the analysis of any ONNX CNN graph (every conv, params and MACs per layer and in
+// total, the split rules per conv and their verdicts) and returns its JSON report. With
+// `pick` (factorize's rule), the report ends with the convs that rule splits.
+// With `measure.device` (analyze --rule measured), each splittable conv the benchmark runs
+// (stride 1, one group, no dilation, pads valid or same) is timed with its pair, forward +
+// backward at the batch, each shape once; the others are listed as not timed, with why.
+struct GraphMeasure {
+  std::string device;  // empty: no timing
+  int batch = 32, runs = 0;
+};
+nlohmann::json analyze_graph_report(const std::string& path, int rank, const std::string& pick,
+                                    const GraphMeasure& measure = {});
 
 using splitconv::thousands;  // "93,322"
 std::string hwc(const Shape& s);

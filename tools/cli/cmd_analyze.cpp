@@ -107,7 +107,7 @@ void add_analyze(CLI::App& app) {
   static std::vector<std::string> models;
   static std::string json_path, rule = "params", device = "auto";
   static int rank = 0, batch = 32, runs = 0, threads = 0;
-  cmd->add_option("MODEL", models, "model spec(s) (.net)")->required();
+  cmd->add_option("MODEL", models, "model spec(s) (.net) or ONNX graphs (.onnx) of any CNN")->required();
   cmd->add_option("--json", json_path, "write a JSON report");
   cmd->add_option("--rank", rank, "filters K of the n×1 layer (default m, the notebook's choice)")
       ->check(CLI::Range(1, int(kMaxDim)));
@@ -142,6 +142,13 @@ void add_analyze(CLI::App& app) {
     const auto cpu = make_backend("cpu", cpu_options);
     nlohmann::json reports = nlohmann::json::array();
     for (size_t i = 0; i < models.size(); ++i) {
+      if (is_onnx_path(models[i])) {  // any CNN graph, for analysis
+        if (i) std::printf("\n");
+        GraphMeasure measure;
+        if (measured) measure = {where, batch, runs};
+        reports.push_back(analyze_graph_report(models[i], rank, "", measure));
+        continue;
+      }
       Model m = build_model(load_spec(models[i]));
       auto splits = analyze_splits(m, rank);
       if (i) std::printf("\n");

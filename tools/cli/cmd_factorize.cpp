@@ -27,7 +27,17 @@ std::string kernel_text(int kh, int kw) { return std::to_string(kh) + "x" + std:
 void spec_only(const FactorizeArgs& a) {
   if (a.energy_given) throw InputError("factorize: --energy needs --checkpoint (it reads the weights)");
   if (a.model_path.empty()) throw InputError("factorize: a MODEL (or --checkpoint CK) is needed");
-  if (!a.json_path.empty()) throw InputError("factorize: --json needs --checkpoint");
+  if (is_onnx_path(a.model_path)) {  // any CNN graph: a report of what the rule splits
+    if (!a.out_path.empty() || !a.layers.empty() || a.rule == "measured")
+      throw InputError(a.model_path + ": an ONNX graph is analysed, not rewritten: factorize "
+                       "reports what --rule exact, thumb, macs or all would split (no -o, "
+                       "--layers or --rule measured); splitconv import makes a spec of a "
+                       "sequential graph");
+    nlohmann::json j = analyze_graph_report(a.model_path, a.rank, a.rule);
+    if (!a.json_path.empty()) write_json(a.json_path, j);
+    return;
+  }
+  if (!a.json_path.empty()) throw InputError("factorize: --json needs --checkpoint or an ONNX graph");
   Model m = build_model(load_spec(a.model_path));
   FactorizeOptions opts;
   const bool measured = a.rule == "measured" && a.layers.empty();
@@ -144,7 +154,7 @@ void add_factorize(CLI::App& app) {
       "Write the model with n×n convs split into n×1 + 1×n: as a spec, or with --checkpoint "
       "as a checkpoint whose pair is the SVD of the trained kernel");
   static FactorizeArgs a;
-  cmd->add_option("MODEL", a.model_path, "model spec (.net); optional with --checkpoint");
+  cmd->add_option("MODEL", a.model_path, "model spec (.net), or an ONNX graph (.onnx) of any CNN for a report; optional with --checkpoint");
   cmd->add_option("--checkpoint", a.ck_path,
                   "split a trained checkpoint by the SVD of each chosen kernel (MODEL, when given, "
                   "must be its spec)");
@@ -173,7 +183,7 @@ void add_factorize(CLI::App& app) {
   cmd->add_option("-o,--output", a.out_path,
                   "write the spec here (default: stdout); with --checkpoint a .safetensors "
                   "checkpoint (weights only)");
-  cmd->add_option("--json", a.json_path, "with --checkpoint: write a JSON report");
+  cmd->add_option("--json", a.json_path, "with --checkpoint or an ONNX graph: write a JSON report");
   cmd->callback([dev, bat, run] {
     if (a.rule != "exact" && a.rule != "thumb" && a.rule != "macs" && a.rule != "all" &&
         a.rule != "measured")
