@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "cpu/engine_ops.h"
 #include "cpu/cpu_ops.h"
 #include "splitconv/error.h"
 #include "splitconv/tensor.h"
@@ -22,12 +23,18 @@ int64_t sat_mul(int64_t a, int64_t b) {
   return __builtin_mul_overflow(a, b, &p) ? INT64_MAX : p;
 }
 
-// Floats of the im2col workspace: the largest any conv of the plan needs for one image.
-int64_t workspace_floats(const Model& model, const StepPlan& plan) {
+// Floats of a thread's workspace: the largest any conv of the plan needs for the largest
+// slice (engine_ops.h), and at least what the reference ops need for one image
+// (gradient_magnitude runs those).
+int64_t workspace_floats(const Model& model, const StepPlan& plan, int threads) {
+  const int slice = (plan.max_batch + threads - 1) / threads;
   int64_t workspace = 0;
   for (const PlanOp& op : plan.forward)
-    if (op.kind == LayerKind::Conv)
-      workspace = std::max(workspace, conv_workspace(conv_geom(model.layers[size_t(op.layer)], 1)));
+    if (op.kind == LayerKind::Conv) {
+      const Layer& l = model.layers[size_t(op.layer)];
+      workspace = std::max({workspace, conv_workspace(conv_geom(l, 1)),
+                            conv_fast_workspace(conv_geom(l, slice))});
+    }
   return workspace;
 }
 
@@ -47,7 +54,8 @@ CpuMemory CpuEngine::memory_needed(const Model& model, int max_batch, int thread
   for (const Shape& s : plan.argmax_shapes)
     mem.activations = sat_add(mem.activations, batch * s.size() * int64_t(sizeof(int32_t)));
   mem.activations = sat_add(mem.activations, batch);  // the labels
-  mem.workspace = sat_mul(sat_mul(workspace_floats(model, plan), threads), sizeof(float));
+  mem.workspace =
+      sat_mul(sat_mul(workspace_floats(model, plan, threads), threads), sizeof(float));
   return mem;
 }
 
@@ -71,7 +79,8 @@ CpuEngine::CpuEngine(const Model& model, int max_batch, int threads)
     grad_.emplace_back(b.needs_grad ? size_t(b.floats(batch)) : 0);
   }
   for (const Shape& s : plan_.argmax_shapes) argmax_.emplace_back(size_t(batch) * size_t(s.size()));
-  workspace_.assign(size_t(threads_), AlignedFloats(size_t(workspace_floats(model_, plan_))));
+  workspace_.assign(size_t(threads_),
+                    AlignedFloats(size_t(workspace_floats(model_, plan_, threads_))));
   const size_t floats = size_t(model.param_floats);
   params.assign(floats, 0.0f);
   m.assign(floats, 0.0f);
@@ -113,11 +122,11 @@ void CpuEngine::forward_layer(const PlanOp& op, int lo, int n, int thread) {
   float* y = act(op.y, lo);
   switch (op.kind) {
     case LayerKind::Conv:
-      conv_forward(conv_geom(l, n), x, weight(l, params), bias(l, params), y,
-                   workspace_[size_t(thread)].data());
-      break;
+      conv_forward_fast(conv_geom(l, n), x, weight(l, params), bias(l, params), op.relu, y,
+                        workspace_[size_t(thread)].data());
+      return;  // ReLU included
     case LayerKind::MaxPool:
-      maxpool_forward(pool_geom(l, n), x, y,
+      maxpool_forward_fast(pool_geom(l, n), x, y,
                       argmax_[size_t(op.argmax)].data() + int64_t(lo) * l.out.size());
       break;
     case LayerKind::Flatten:  // a view: y is x
@@ -137,11 +146,14 @@ void CpuEngine::backward_layer(const PlanOp& op, int lo, int n, int thread) {
   const float* y = act(op.y, lo);
   float* dy = grad(op.y, lo);
   float* dx = op.need_dx ? grad(op.x, lo) : nullptr;
+  if (op.kind == LayerKind::Conv) {  // ReLU's backward included
+    conv_backward_fast(conv_geom(l, n), x, op.relu ? y : nullptr, dy, weight(l, params),
+                       weight(l, g), bias(l, g), dx, ws);
+    return;
+  }
   if (op.relu) relu_backward(int64_t(n) * l.out.size(), y, dy);
   switch (op.kind) {
-    case LayerKind::Conv:
-      conv_backward_filter(conv_geom(l, n), x, dy, weight(l, g), bias(l, g), ws);
-      if (dx) conv_backward_data(conv_geom(l, n), dy, weight(l, params), dx, ws);
+    case LayerKind::Conv:  // above
       break;
     case LayerKind::MaxPool:
       if (dx)

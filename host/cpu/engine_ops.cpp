@@ -1,0 +1,398 @@
+// The CPU engine's convolutions (engine_ops.h): im2col + Eigen GEMM over several images at
+// once.
+#include "cpu/engine_ops.h"
+
+#include <Eigen/Core>
+#include <algorithm>
+#include <cstring>
+
+#include "cpu/cpu_ops.h"
+
+namespace splitconv::cpu {
+namespace {
+
+using MatR = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+using MapR = Eigen::Map<MatR>;
+using CMapR = Eigen::Map<const MatR>;
+
+// A GEMM's output columns per chunk of images: enough that Eigen's kernels run at speed on
+// small maps, few enough that a chunk's columns stay in a core's L2 cache.
+constexpr int64_t kChunkColumns = 1024;
+
+int64_t round16(int64_t f) { return (f + 15) / 16 * 16; }  // keeps each part 64-byte aligned
+
+int64_t patch(const ConvGeom& g) { return int64_t(g.c) * g.kh * g.kw; }
+int64_t plane(const ConvGeom& g) { return int64_t(g.oh) * g.ow; }
+
+// Images per GEMM: a whole slice of g.n images runs as ⌈n / chunk⌉ GEMMs of `chunk` images.
+int chunk_images(const ConvGeom& g) {
+  const int64_t p = std::max<int64_t>(plane(g), 1);
+  return int(std::clamp<int64_t>((kChunkColumns + p - 1) / p, 1, std::max(g.n, 1)));
+}
+
+// Output columns [lo, hi) whose input column o·s + j − pad falls inside [0, size).
+void valid_range(int out, int size, int s, int j, int pad, int* lo, int* hi) {
+  const int first = pad - j;
+  *lo = first <= 0 ? 0 : (first + s - 1) / s;
+  const int last = size - 1 + pad - j;
+  *hi = last < 0 ? 0 : std::min(out, last / s + 1);
+  *lo = std::min(*lo, *hi);
+}
+
+// One image x (c×h×w) into its oh·ow columns of a (c·kh·kw)×ld matrix starting at cols.
+void im2col(const ConvGeom& g, const float* x, float* cols, int64_t ld) {
+  for (int c = 0; c < g.c; ++c) {
+    for (int i = 0; i < g.kh; ++i) {
+      for (int j = 0; j < g.kw; ++j) {
+        float* row = cols + ((int64_t(c) * g.kh + i) * g.kw + j) * ld;
+        int xlo, xhi;
+        valid_range(g.ow, g.w, g.stride, j, g.pad_left, &xlo, &xhi);
+        for (int oy = 0; oy < g.oh; ++oy) {
+          float* out = row + int64_t(oy) * g.ow;
+          const int iy = oy * g.stride + i - g.pad_top;
+          if (iy < 0 || iy >= g.h) {
+            std::fill(out, out + g.ow, 0.0f);
+            continue;
+          }
+          const float* in = x + (int64_t(c) * g.h + iy) * g.w + j - g.pad_left;
+          std::fill(out, out + xlo, 0.0f);
+          if (g.stride == 1) {
+            std::copy(in + xlo, in + xhi, out + xlo);
+          } else {
+            for (int ox = xlo; ox < xhi; ++ox) out[ox] = in[ox * g.stride];
+          }
+          std::fill(out + xhi, out + g.ow, 0.0f);
+        }
+      }
+    }
+  }
+}
+
+// The adjoint: dx (one image, zeroed by the caller) += its columns of cols (leading dim ld).
+__attribute__((noinline)) void col2im(const ConvGeom& g, const float* cols, int64_t ld, float* dx) {
+  for (int c = 0; c < g.c; ++c) {
+    for (int i = 0; i < g.kh; ++i) {
+      for (int j = 0; j < g.kw; ++j) {
+        const float* row = cols + ((int64_t(c) * g.kh + i) * g.kw + j) * ld;
+        int xlo, xhi;
+        valid_range(g.ow, g.w, g.stride, j, g.pad_left, &xlo, &xhi);
+        for (int oy = 0; oy < g.oh; ++oy) {
+          const int iy = oy * g.stride + i - g.pad_top;
+          if (iy < 0 || iy >= g.h) continue;
+          const float* in = row + int64_t(oy) * g.ow;
+          float* out = dx + (int64_t(c) * g.h + iy) * g.w + j - g.pad_left;
+          if (g.stride == 1) {
+            for (int ox = xlo; ox < xhi; ++ox) out[ox] += in[ox];
+          } else {
+            for (int ox = xlo; ox < xhi; ++ox) out[ox * g.stride] += in[ox];
+          }
+        }
+      }
+    }
+  }
+}
+
+// Direct convolution, for one input channel (a GEMM of c·kh·kw = kh·kw rows is too thin to
+// run fast) and stride 1. An image is copied once, zero-padded, into the workspace as a
+// (oh+kh−1)×(ow+kw−1) map with a zeroed tail; outputs are computed kLanes of a row at a time
+// (GCC/Clang vector types: the host's vector unit, plain code without one), reading whole
+// vectors: the lanes past a row's end read padding or the next row, and are never stored.
+constexpr int kLanes = 16;
+typedef float Lanes __attribute__((vector_size(kLanes * sizeof(float))));
+constexpr int kFilterBlock = 8;  // output channels per pass over a row (forward)
+constexpr int kGradBlock = 4;    // output channels per pass over the images (weight gradient)
+
+Lanes load(const float* p) {
+  Lanes v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+
+typedef int32_t IntLanes __attribute__((vector_size(kLanes * sizeof(float))));
+
+// v where y > 0, else 0 (the ReLU's backward), lane by lane.
+Lanes where_positive(Lanes y, Lanes v) {
+  const IntLanes keep = y > 0.0f;
+  return reinterpret_cast<Lanes>(reinterpret_cast<IntLanes>(v) & keep);
+}
+
+// where take (all ones or zero per lane): a, else b.
+Lanes select(IntLanes take, Lanes a, Lanes b) {
+  return reinterpret_cast<Lanes>((reinterpret_cast<IntLanes>(a) & take) |
+                                 (reinterpret_cast<IntLanes>(b) & ~take));
+}
+IntLanes select(IntLanes take, IntLanes a, IntLanes b) { return (a & take) | (b & ~take); }
+
+// The even and the odd lanes of the 2·kLanes floats lo, hi.
+static_assert(kLanes == 16, "even_lanes and odd_lanes spell out 16 lanes");
+Lanes even_lanes(Lanes lo, Lanes hi) {
+  return __builtin_shufflevector(lo, hi, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+}
+Lanes odd_lanes(Lanes lo, Lanes hi) {
+  return __builtin_shufflevector(lo, hi, 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+}
+
+// Σ p[0..n) in a fixed order: kLanes running sums, then the lanes and the tail in order.
+float lane_sum(const float* p, int64_t n) {
+  Lanes acc = {};
+  int64_t q = 0;
+  for (; q + kLanes <= n; q += kLanes) acc += load(p + q);
+  float sum = 0.0f;
+  for (int l = 0; l < kLanes; ++l) sum += acc[l];
+  for (; q < n; ++q) sum += p[q];
+  return sum;
+}
+
+bool direct(const ConvGeom& g) { return g.c == 1 && g.stride == 1; }
+
+int padded_w(const ConvGeom& g) { return g.ow + g.kw - 1; }
+int64_t padded_floats(const ConvGeom& g) {
+  return round16(int64_t(g.oh + g.kh - 1) * padded_w(g) + kLanes);
+}
+
+// Image x (1×h×w) into the padded map (see above).
+void pad_image(const ConvGeom& g, const float* x, float* map) {
+  const int pw = padded_w(g);
+  std::fill(map, map + padded_floats(g), 0.0f);
+  for (int iy = 0; iy < g.h; ++iy) {
+    const int py = iy + g.pad_top;
+    if (py >= g.oh + g.kh - 1) break;  // rows past the last window (valid padding's remainder)
+    const int cols = std::min(g.w, pw - g.pad_left);
+    std::copy(x + int64_t(iy) * g.w, x + int64_t(iy) * g.w + cols, map + int64_t(py) * pw + g.pad_left);
+  }
+}
+
+int64_t direct_workspace(const ConvGeom& g) {
+  const int64_t taps = int64_t(g.kh) * g.kw;
+  return padded_floats(g) + round16(taps * kFilterBlock) +
+         round16(taps * kGradBlock * kLanes + kGradBlock * kLanes);
+}
+
+__attribute__((noinline)) void direct_forward(const ConvGeom& g, const float* x, const float* w, const float* b, bool relu,
+                    float* y, float* workspace) {
+  const int taps = g.kh * g.kw, pw = padded_w(g), tiles = (g.ow + kLanes - 1) / kLanes;
+  const int64_t p = plane(g), image = int64_t(g.h) * g.w;
+  float* map = workspace;
+  float* wblock = workspace + padded_floats(g);  // kFilterBlock × taps, zero rows past m
+  for (int n = 0; n < g.n; ++n) {
+    pad_image(g, x + n * image, map);
+    for (int m0 = 0; m0 < g.m; m0 += kFilterBlock) {
+      const int mb = std::min(kFilterBlock, g.m - m0);
+      std::fill(wblock, wblock + kFilterBlock * taps, 0.0f);
+      std::copy(w + int64_t(m0) * taps, w + int64_t(m0 + mb) * taps, wblock);
+      for (int oy = 0; oy < g.oh; ++oy) {
+        for (int t = 0; t < tiles; ++t) {
+          Lanes acc[kFilterBlock] = {};
+          for (int i = 0; i < g.kh; ++i) {
+            const float* row = map + int64_t(oy + i) * pw + t * kLanes;
+            for (int j = 0; j < g.kw; ++j) {
+              const Lanes v = load(row + j);
+              const float* wt = wblock + i * g.kw + j;
+              for (int r = 0; r < kFilterBlock; ++r) acc[r] += wt[r * taps] * v;
+            }
+          }
+          const int count = std::min(kLanes, g.ow - t * kLanes);
+          for (int r = 0; r < mb; ++r) {
+            float* dst = y + (n * int64_t(g.m) + m0 + r) * p + int64_t(oy) * g.ow + t * kLanes;
+            const float bias = b[m0 + r];
+            for (int l = 0; l < count; ++l) {
+              const float v = acc[r][l] + bias;
+              dst[l] = relu && !(v > 0.0f) ? 0.0f : v;
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+// dw and db of a direct conv (its dx is not asked for: a first layer). Each lane sums its
+// own share of the products, the lanes are added in order at the end.
+__attribute__((noinline)) void direct_backward_filter(const ConvGeom& g, const float* x, const float* y, const float* dy,
+                            float* dw, float* db, float* workspace) {
+  const int taps = g.kh * g.kw, pw = padded_w(g), tiles = (g.ow + kLanes - 1) / kLanes;
+  const int64_t p = plane(g), image = int64_t(g.h) * g.w;
+  float* map = workspace;
+  Lanes* acc = reinterpret_cast<Lanes*>(workspace + padded_floats(g) +
+                                        round16(int64_t(taps) * kFilterBlock));
+  Lanes* bacc = acc + int64_t(taps) * kGradBlock;
+  for (int m0 = 0; m0 < g.m; m0 += kGradBlock) {
+    const int mb = std::min(kGradBlock, g.m - m0);
+    std::fill(acc, acc + int64_t(taps) * kGradBlock + kGradBlock, Lanes{});
+    for (int n = 0; n < g.n; ++n) {
+      pad_image(g, x + n * image, map);
+      for (int oy = 0; oy < g.oh; ++oy) {
+        for (int t = 0; t < tiles; ++t) {
+          const int count = std::min(kLanes, g.ow - t * kLanes);
+          Lanes d[kGradBlock] = {};
+          for (int r = 0; r < mb; ++r) {
+            const int64_t at = (n * int64_t(g.m) + m0 + r) * p + int64_t(oy) * g.ow + t * kLanes;
+            if (count == kLanes) {
+              d[r] = y ? where_positive(load(y + at), load(dy + at)) : load(dy + at);
+            } else {
+              for (int l = 0; l < count; ++l) d[r][l] = !y || y[at + l] > 0.0f ? dy[at + l] : 0.0f;
+            }
+            bacc[r] += d[r];
+          }
+          for (int i = 0; i < g.kh; ++i) {
+            const float* row = map + int64_t(oy + i) * pw + t * kLanes;
+            for (int j = 0; j < g.kw; ++j) {
+              const Lanes v = load(row + j);
+              Lanes* a = acc + (i * g.kw + j) * kGradBlock;
+              for (int r = 0; r < kGradBlock; ++r) a[r] += d[r] * v;
+            }
+          }
+        }
+      }
+    }
+    for (int r = 0; r < mb; ++r) {
+      for (int tap = 0; tap < taps; ++tap) {
+        float sum = 0.0f;
+        for (int l = 0; l < kLanes; ++l) sum += acc[tap * kGradBlock + r][l];
+        dw[int64_t(m0 + r) * taps + tap] = sum;
+      }
+      float sum = 0.0f;
+      for (int l = 0; l < kLanes; ++l) sum += bacc[r][l];
+      db[m0 + r] = sum;
+    }
+  }
+}
+
+}  // namespace
+
+int64_t conv_fast_workspace(const ConvGeom& g) {
+  const int64_t cols = int64_t(chunk_images(g)) * plane(g);
+  const int64_t out = chunk_images(g) > 1 ? round16(int64_t(g.m) * cols) : 0;
+  const int64_t gemm = round16(patch(g) * cols) + out;
+  return direct(g) ? std::max(gemm, direct_workspace(g)) : gemm;
+}
+
+void conv_forward_fast(const ConvGeom& g, const float* x, const float* w, const float* b, bool relu,
+                       float* y, float* workspace) {
+  if (direct(g)) return direct_forward(g, x, w, b, relu, y, workspace);
+  const int64_t k = patch(g), p = plane(g), image = int64_t(g.c) * g.h * g.w;
+  const int chunk = chunk_images(g);
+  const CMapR wmat(w, g.m, k);
+  float* cols = workspace;
+  float* out = workspace + round16(k * chunk * p);
+  for (int n0 = 0; n0 < g.n; n0 += chunk) {
+    const int count = std::min(chunk, g.n - n0);
+    const int64_t ld = count * p;
+    for (int i = 0; i < count; ++i) im2col(g, x + (n0 + i) * image, cols + i * p, ld);
+    // One image: the GEMM writes y itself; several: out (m × images·p), then spread to NCHW.
+    float* dst = count == 1 ? y + n0 * g.m * p : out;
+    MapR(dst, g.m, ld).noalias() = wmat * CMapR(cols, k, ld);
+    for (int i = 0; i < count; ++i) {
+      for (int m = 0; m < g.m; ++m) {
+        const float* src = dst + m * ld + (count == 1 ? 0 : i * p);
+        float* to = y + ((n0 + i) * int64_t(g.m) + m) * p;
+        const float bias = b[m];
+        if (relu) {
+          for (int64_t q = 0; q < p; ++q) {
+            const float v = src[q] + bias;
+            to[q] = v > 0.0f ? v : 0.0f;
+          }
+        } else {
+          for (int64_t q = 0; q < p; ++q) to[q] = src[q] + bias;
+        }
+      }
+    }
+  }
+}
+
+void conv_backward_fast(const ConvGeom& g, const float* x, const float* y, float* dy,
+                        const float* w, float* dw, float* db, float* dx, float* workspace) {
+  if (direct(g) && !dx) return direct_backward_filter(g, x, y, dy, dw, db, workspace);
+  const int64_t k = patch(g), p = plane(g), image = int64_t(g.c) * g.h * g.w;
+  const int chunk = chunk_images(g);
+  const CMapR wmat(w, g.m, k);
+  MapR dwmat(dw, g.m, k);
+  float* cols = workspace;
+  float* gathered = workspace + round16(k * chunk * p);
+  std::fill(db, db + g.m, 0.0f);
+  if (dx) std::fill(dx, dx + g.x_size(), 0.0f);
+  for (int n0 = 0; n0 < g.n; n0 += chunk) {
+    const int count = std::min(chunk, g.n - n0);
+    const int64_t ld = count * p;
+    // The chunk's dy as m × images·p (one image: dy itself), masked by the ReLU, and db.
+    float* dyc = count == 1 ? dy + n0 * g.m * p : gathered;
+    for (int i = 0; i < count; ++i) {
+      for (int m = 0; m < g.m; ++m) {
+        const int64_t at = ((n0 + i) * int64_t(g.m) + m) * p;
+        const float* src = dy + at;
+        float* to = dyc + m * ld + (count == 1 ? 0 : i * p);
+        if (y) {
+          const float* mask = y + at;
+          for (int64_t q = 0; q < p; ++q) to[q] = mask[q] > 0.0f ? src[q] : 0.0f;
+        } else if (to != src) {
+          std::copy(src, src + p, to);
+        }
+        db[m] += lane_sum(to, p);
+      }
+    }
+    const CMapR dymat(dyc, g.m, ld);
+    for (int i = 0; i < count; ++i) im2col(g, x + (n0 + i) * image, cols + i * p, ld);
+    if (n0 == 0) {
+      dwmat.noalias() = dymat * CMapR(cols, k, ld).transpose();
+    } else {
+      dwmat.noalias() += dymat * CMapR(cols, k, ld).transpose();
+    }
+    if (!dx) continue;
+    MapR(cols, k, ld).noalias() = wmat.transpose() * dymat;
+    for (int i = 0; i < count; ++i) col2im(g, cols + i * p, ld, dx + (n0 + i) * image);
+  }
+}
+
+void maxpool_forward_fast(const PoolGeom& g, const float* x, float* y, int32_t* argmax) {
+  if (g.ph != 2 || g.pw != 2 || g.stride != 2) return maxpool_forward(g, x, y, argmax);
+  const int64_t planes = int64_t(g.n) * g.c;
+  const float* end = x + g.x_size();
+  IntLanes lane;
+  for (int l = 0; l < kLanes; ++l) lane[l] = 2 * l;
+  for (int64_t pl = 0; pl < planes; ++pl) {
+    const float* in = x + pl * g.h * g.w;
+    float* out = y + pl * g.oh * g.ow;
+    int32_t* arg = argmax + pl * g.oh * g.ow;
+    for (int oy = 0; oy < g.oh; ++oy) {
+      const float* r0 = in + 2 * oy * g.w;
+      const float* r1 = r0 + g.w;
+      const int row = 2 * oy * g.w;
+      int ox = 0;
+      // kLanes outputs at a time from 2·kLanes inputs of each row, split into even and odd
+      // columns; the lanes past the row read the next one and are not stored.
+      for (; ox < g.ow && r1 + 2 * (ox + kLanes) <= end; ox += kLanes) {
+        const Lanes a0 = load(r0 + 2 * ox), a1 = load(r0 + 2 * ox + kLanes);
+        const Lanes c0 = load(r1 + 2 * ox), c1 = load(r1 + 2 * ox + kLanes);
+        Lanes top = even_lanes(a0, a1);
+        IntLanes best = lane + (row + 2 * ox);
+        // As the reference: start at the corner, take a later one only when strictly larger.
+        IntLanes take = odd_lanes(a0, a1) > top;
+        best -= take;  // take is −1 where it holds: one column right
+        top = select(take, odd_lanes(a0, a1), top);
+        take = even_lanes(c0, c1) > top;
+        best = select(take, lane + (row + g.w + 2 * ox), best);
+        top = select(take, even_lanes(c0, c1), top);
+        take = odd_lanes(c0, c1) > top;
+        best = select(take, lane + (row + g.w + 2 * ox + 1), best);
+        top = select(take, odd_lanes(c0, c1), top);
+        const int count = std::min(kLanes, g.ow - ox);
+        for (int l = 0; l < count; ++l) {
+          out[oy * g.ow + ox + l] = top[l];
+          arg[oy * g.ow + ox + l] = best[l];
+        }
+      }
+      for (; ox < g.ow; ++ox) {  // the map's last rows: one output at a time
+        const float a = r0[2 * ox], b = r0[2 * ox + 1], c = r1[2 * ox], d = r1[2 * ox + 1];
+        float top = a;
+        int best = 0;
+        if (b > top) top = b, best = 1;
+        if (c > top) top = c, best = g.w;
+        if (d > top) top = d, best = g.w + 1;
+        out[oy * g.ow + ox] = top;
+        arg[oy * g.ow + ox] = row + 2 * ox + best;
+      }
+    }
+  }
+}
+
+}  // namespace splitconv::cpu
