@@ -39,68 +39,14 @@ void valid_range(int out, int size, int s, int j, int pad, int* lo, int* hi) {
   *lo = std::min(*lo, *hi);
 }
 
-// One image x (c×h×w) into its oh·ow columns of a (c·kh·kw)×ld matrix starting at cols.
-void im2col(const ConvGeom& g, const float* x, float* cols, int64_t ld) {
-  for (int c = 0; c < g.c; ++c) {
-    for (int i = 0; i < g.kh; ++i) {
-      for (int j = 0; j < g.kw; ++j) {
-        float* row = cols + ((int64_t(c) * g.kh + i) * g.kw + j) * ld;
-        int xlo, xhi;
-        valid_range(g.ow, g.w, g.stride, j, g.pad_left, &xlo, &xhi);
-        for (int oy = 0; oy < g.oh; ++oy) {
-          float* out = row + int64_t(oy) * g.ow;
-          const int iy = oy * g.stride + i - g.pad_top;
-          if (iy < 0 || iy >= g.h) {
-            std::fill(out, out + g.ow, 0.0f);
-            continue;
-          }
-          const float* in = x + (int64_t(c) * g.h + iy) * g.w + j - g.pad_left;
-          std::fill(out, out + xlo, 0.0f);
-          if (g.stride == 1) {
-            std::copy(in + xlo, in + xhi, out + xlo);
-          } else {
-            for (int ox = xlo; ox < xhi; ++ox) out[ox] = in[ox * g.stride];
-          }
-          std::fill(out + xhi, out + g.ow, 0.0f);
-        }
-      }
-    }
-  }
-}
-
-// The adjoint: dx (one image, zeroed by the caller) += its columns of cols (leading dim ld).
-__attribute__((noinline)) void col2im(const ConvGeom& g, const float* cols, int64_t ld, float* dx) {
-  for (int c = 0; c < g.c; ++c) {
-    for (int i = 0; i < g.kh; ++i) {
-      for (int j = 0; j < g.kw; ++j) {
-        const float* row = cols + ((int64_t(c) * g.kh + i) * g.kw + j) * ld;
-        int xlo, xhi;
-        valid_range(g.ow, g.w, g.stride, j, g.pad_left, &xlo, &xhi);
-        for (int oy = 0; oy < g.oh; ++oy) {
-          const int iy = oy * g.stride + i - g.pad_top;
-          if (iy < 0 || iy >= g.h) continue;
-          const float* in = row + int64_t(oy) * g.ow;
-          float* out = dx + (int64_t(c) * g.h + iy) * g.w + j - g.pad_left;
-          if (g.stride == 1) {
-            for (int ox = xlo; ox < xhi; ++ox) out[ox] += in[ox];
-          } else {
-            for (int ox = xlo; ox < xhi; ++ox) out[ox * g.stride] += in[ox];
-          }
-        }
-      }
-    }
-  }
-}
-
-// Direct convolution, for one input channel (a GEMM of c·kh·kw = kh·kw rows is too thin to
-// run fast) and stride 1. An image is copied once, zero-padded, into the workspace as a
-// (oh+kh−1)×(ow+kw−1) map with a zeroed tail; outputs are computed kLanes of a row at a time
-// (GCC/Clang vector types: the host's vector unit, plain code without one), reading whole
-// vectors: the lanes past a row's end read padding or the next row, and are never stored.
+// Vectors of kLanes floats (GCC/Clang vector types: the host's vector unit, plain code
+// without one).
 constexpr int kLanes = 16;
 typedef float Lanes __attribute__((vector_size(kLanes * sizeof(float))));
 constexpr int kFilterBlock = 8;  // output channels per pass over a row (forward)
 constexpr int kGradBlock = 4;    // output channels per pass over the images (weight gradient)
+
+void store(float* p, Lanes v) { std::memcpy(p, &v, sizeof v); }
 
 Lanes load(const float* p) {
   Lanes v;
@@ -143,6 +89,93 @@ float lane_sum(const float* p, int64_t n) {
   return sum;
 }
 
+// dst[0..n) = src[0..n) in whole vectors, which may write up to kLanes − 1 floats past
+// dst + n (im2col rewrites them next, or they fall in the workspace's slack); src is read
+// past src + n only below src_end.
+void copy_ahead(float* dst, const float* src, int n, const float* src_end) {
+  int q = 0;
+  for (; q < n && src + q + kLanes <= src_end; q += kLanes) store(dst + q, load(src + q));
+  for (; q < n; ++q) dst[q] = src[q];
+}
+
+// `count` images from x (c×h×w each, the slice ending at x_end) into a (c·kh·kw)×ld matrix,
+// image i in columns [i·oh·ow, (i+1)·oh·ow). Written in order, row by row, image by image,
+// so what copy_ahead writes past a row's part is rewritten after it.
+void im2col(const ConvGeom& g, const float* x, int count, float* cols, int64_t ld,
+            const float* x_end) {
+  const int64_t p = plane(g), image = int64_t(g.c) * g.h * g.w;
+  for (int c = 0; c < g.c; ++c) {
+    for (int i = 0; i < g.kh; ++i) {
+      for (int j = 0; j < g.kw; ++j) {
+        float* row = cols + ((int64_t(c) * g.kh + i) * g.kw + j) * ld;
+        int xlo, xhi;
+        valid_range(g.ow, g.w, g.stride, j, g.pad_left, &xlo, &xhi);
+        // Stride 1 with every window row and column inside the map: each output row is a
+        // plain run of the input row, copied in whole vectors.
+        const bool inside = g.stride == 1 && xlo == 0 && xhi == g.ow && i >= g.pad_top &&
+                            g.oh - 1 + i - g.pad_top < g.h;
+        const int vectors = (g.ow + kLanes - 1) / kLanes;
+        for (int n = 0; n < count; ++n) {
+          const float* first = x + n * image + (int64_t(c) * g.h + i - g.pad_top) * g.w + j -
+                               g.pad_left;
+          if (inside && first + int64_t(g.oh - 1) * g.w + vectors * kLanes <= x_end) {
+            float* out = row + n * p;
+            for (int oy = 0; oy < g.oh; ++oy)
+              for (int v = 0; v < vectors; ++v)
+                store(out + int64_t(oy) * g.ow + v * kLanes, load(first + int64_t(oy) * g.w + v * kLanes));
+            continue;
+          }
+          for (int oy = 0; oy < g.oh; ++oy) {
+            float* out = row + n * p + int64_t(oy) * g.ow;
+            const int iy = oy * g.stride + i - g.pad_top;
+            if (iy < 0 || iy >= g.h) {
+              std::fill(out, out + g.ow, 0.0f);
+              continue;
+            }
+            const float* in = x + n * image + (int64_t(c) * g.h + iy) * g.w + j - g.pad_left;
+            std::fill(out, out + xlo, 0.0f);
+            if (g.stride == 1) {
+              copy_ahead(out + xlo, in + xlo, xhi - xlo, x_end);
+            } else {
+              for (int ox = xlo; ox < xhi; ++ox) out[ox] = in[ox * g.stride];
+            }
+            std::fill(out + xhi, out + g.ow, 0.0f);
+          }
+        }
+      }
+    }
+  }
+}
+
+// The adjoint: dx (one image, zeroed by the caller) += its columns of cols (leading dim ld).
+void col2im(const ConvGeom& g, const float* cols, int64_t ld, float* dx) {
+  for (int c = 0; c < g.c; ++c) {
+    for (int i = 0; i < g.kh; ++i) {
+      for (int j = 0; j < g.kw; ++j) {
+        const float* row = cols + ((int64_t(c) * g.kh + i) * g.kw + j) * ld;
+        int xlo, xhi;
+        valid_range(g.ow, g.w, g.stride, j, g.pad_left, &xlo, &xhi);
+        for (int oy = 0; oy < g.oh; ++oy) {
+          const int iy = oy * g.stride + i - g.pad_top;
+          if (iy < 0 || iy >= g.h) continue;
+          const float* in = row + int64_t(oy) * g.ow;
+          float* out = dx + (int64_t(c) * g.h + iy) * g.w + j - g.pad_left;
+          if (g.stride == 1) {
+            for (int ox = xlo; ox < xhi; ++ox) out[ox] += in[ox];
+          } else {
+            for (int ox = xlo; ox < xhi; ++ox) out[ox * g.stride] += in[ox];
+          }
+        }
+      }
+    }
+  }
+}
+
+// Direct convolution, for one input channel (a GEMM of c·kh·kw = kh·kw rows is too thin to
+// run fast) and stride 1. An image is copied once, zero-padded, into the workspace as a
+// (oh+kh−1)×(ow+kw−1) map with a zeroed tail; outputs are computed kLanes of a row at a time,
+// reading whole vectors: the lanes past a row's end read padding or the next row, and are
+// never stored.
 bool direct(const ConvGeom& g) { return g.c == 1 && g.stride == 1; }
 
 int padded_w(const ConvGeom& g) { return g.ow + g.kw - 1; }
@@ -164,11 +197,17 @@ void pad_image(const ConvGeom& g, const float* x, float* map) {
 
 int64_t direct_workspace(const ConvGeom& g) {
   const int64_t taps = int64_t(g.kh) * g.kw;
-  return padded_floats(g) + round16(taps * kFilterBlock) +
-         round16(taps * kGradBlock * kLanes + kGradBlock * kLanes);
+  return padded_floats(g) + round16(taps * kFilterBlock) + (taps + 1) * g.m * kLanes;
 }
 
-__attribute__((noinline)) void direct_forward(const ConvGeom& g, const float* x, const float* w, const float* b, bool relu,
+// Where the t-th of `tiles` kLanes-wide tiles of a row of ow outputs starts: every kLanes,
+// and where ow ≥ kLanes the last one moved back to end at ow, overlapping the one before
+// (so every store is a whole vector inside the row). ow < kLanes: one partial tile.
+int tile_start(int t, int tiles, int ow) {
+  return ow >= kLanes && t == tiles - 1 ? ow - kLanes : t * kLanes;
+}
+
+void direct_forward(const ConvGeom& g, const float* x, const float* w, const float* b, bool relu,
                     float* y, float* workspace) {
   const int taps = g.kh * g.kw, pw = padded_w(g), tiles = (g.ow + kLanes - 1) / kLanes;
   const int64_t p = plane(g), image = int64_t(g.h) * g.w;
@@ -182,22 +221,24 @@ __attribute__((noinline)) void direct_forward(const ConvGeom& g, const float* x,
       std::copy(w + int64_t(m0) * taps, w + int64_t(m0 + mb) * taps, wblock);
       for (int oy = 0; oy < g.oh; ++oy) {
         for (int t = 0; t < tiles; ++t) {
+          const int ox = tile_start(t, tiles, g.ow);
           Lanes acc[kFilterBlock] = {};
           for (int i = 0; i < g.kh; ++i) {
-            const float* row = map + int64_t(oy + i) * pw + t * kLanes;
+            const float* row = map + int64_t(oy + i) * pw + ox;
             for (int j = 0; j < g.kw; ++j) {
               const Lanes v = load(row + j);
               const float* wt = wblock + i * g.kw + j;
               for (int r = 0; r < kFilterBlock; ++r) acc[r] += wt[r * taps] * v;
             }
           }
-          const int count = std::min(kLanes, g.ow - t * kLanes);
           for (int r = 0; r < mb; ++r) {
-            float* dst = y + (n * int64_t(g.m) + m0 + r) * p + int64_t(oy) * g.ow + t * kLanes;
-            const float bias = b[m0 + r];
-            for (int l = 0; l < count; ++l) {
-              const float v = acc[r][l] + bias;
-              dst[l] = relu && !(v > 0.0f) ? 0.0f : v;
+            float* dst = y + (n * int64_t(g.m) + m0 + r) * p + int64_t(oy) * g.ow + ox;
+            Lanes v = acc[r] + b[m0 + r];
+            if (relu) v = select(v > 0.0f, v, Lanes{});
+            if (g.ow >= kLanes) {
+              store(dst, v);
+            } else {
+              for (int l = 0; l < g.ow; ++l) dst[l] = v[l];
             }
           }
         }
@@ -208,52 +249,58 @@ __attribute__((noinline)) void direct_forward(const ConvGeom& g, const float* x,
 
 // dw and db of a direct conv (its dx is not asked for: a first layer). Each lane sums its
 // own share of the products, the lanes are added in order at the end.
-__attribute__((noinline)) void direct_backward_filter(const ConvGeom& g, const float* x, const float* y, const float* dy,
+void direct_backward_filter(const ConvGeom& g, const float* x, const float* y, const float* dy,
                             float* dw, float* db, float* workspace) {
   const int taps = g.kh * g.kw, pw = padded_w(g), tiles = (g.ow + kLanes - 1) / kLanes;
   const int64_t p = plane(g), image = int64_t(g.h) * g.w;
   float* map = workspace;
+  // Per output channel: taps running sums of dw, then one of db.
   Lanes* acc = reinterpret_cast<Lanes*>(workspace + padded_floats(g) +
                                         round16(int64_t(taps) * kFilterBlock));
-  Lanes* bacc = acc + int64_t(taps) * kGradBlock;
-  for (int m0 = 0; m0 < g.m; m0 += kGradBlock) {
-    const int mb = std::min(kGradBlock, g.m - m0);
-    std::fill(acc, acc + int64_t(taps) * kGradBlock + kGradBlock, Lanes{});
-    for (int n = 0; n < g.n; ++n) {
-      pad_image(g, x + n * image, map);
+  std::fill(acc, acc + int64_t(taps + 1) * g.m, Lanes{});
+  IntLanes lane;
+  for (int l = 0; l < kLanes; ++l) lane[l] = l;
+  for (int n = 0; n < g.n; ++n) {
+    pad_image(g, x + n * image, map);
+    for (int m0 = 0; m0 < g.m; m0 += kGradBlock) {
+      const int mb = std::min(kGradBlock, g.m - m0);
       for (int oy = 0; oy < g.oh; ++oy) {
         for (int t = 0; t < tiles; ++t) {
-          const int count = std::min(kLanes, g.ow - t * kLanes);
+          const int ox = tile_start(t, tiles, g.ow);
+          // The last tile's lanes that the one before already counted are left out.
+          const IntLanes fresh = lane >= t * kLanes - ox;
           Lanes d[kGradBlock] = {};
           for (int r = 0; r < mb; ++r) {
-            const int64_t at = (n * int64_t(g.m) + m0 + r) * p + int64_t(oy) * g.ow + t * kLanes;
-            if (count == kLanes) {
+            const int64_t at = (n * int64_t(g.m) + m0 + r) * p + int64_t(oy) * g.ow + ox;
+            if (g.ow >= kLanes) {
               d[r] = y ? where_positive(load(y + at), load(dy + at)) : load(dy + at);
+              d[r] = select(fresh, d[r], Lanes{});
             } else {
-              for (int l = 0; l < count; ++l) d[r][l] = !y || y[at + l] > 0.0f ? dy[at + l] : 0.0f;
+              for (int l = 0; l < g.ow; ++l) d[r][l] = !y || y[at + l] > 0.0f ? dy[at + l] : 0.0f;
             }
-            bacc[r] += d[r];
+            acc[int64_t(m0 + r) * (taps + 1) + taps] += d[r];
           }
           for (int i = 0; i < g.kh; ++i) {
-            const float* row = map + int64_t(oy + i) * pw + t * kLanes;
+            const float* row = map + int64_t(oy + i) * pw + ox;
             for (int j = 0; j < g.kw; ++j) {
               const Lanes v = load(row + j);
-              Lanes* a = acc + (i * g.kw + j) * kGradBlock;
-              for (int r = 0; r < kGradBlock; ++r) a[r] += d[r] * v;
+              Lanes* a = acc + int64_t(m0) * (taps + 1) + i * g.kw + j;
+              for (int r = 0; r < mb; ++r) a[r * (taps + 1)] += d[r] * v;
             }
           }
         }
       }
     }
-    for (int r = 0; r < mb; ++r) {
-      for (int tap = 0; tap < taps; ++tap) {
-        float sum = 0.0f;
-        for (int l = 0; l < kLanes; ++l) sum += acc[tap * kGradBlock + r][l];
-        dw[int64_t(m0 + r) * taps + tap] = sum;
-      }
+  }
+  for (int m = 0; m < g.m; ++m) {
+    for (int tap = 0; tap <= taps; ++tap) {
       float sum = 0.0f;
-      for (int l = 0; l < kLanes; ++l) sum += bacc[r][l];
-      db[m0 + r] = sum;
+      for (int l = 0; l < kLanes; ++l) sum += acc[int64_t(m) * (taps + 1) + tap][l];
+      if (tap < taps) {
+        dw[int64_t(m) * taps + tap] = sum;
+      } else {
+        db[m] = sum;
+      }
     }
   }
 }
@@ -263,7 +310,7 @@ __attribute__((noinline)) void direct_backward_filter(const ConvGeom& g, const f
 int64_t conv_fast_workspace(const ConvGeom& g) {
   const int64_t cols = int64_t(chunk_images(g)) * plane(g);
   const int64_t out = chunk_images(g) > 1 ? round16(int64_t(g.m) * cols) : 0;
-  const int64_t gemm = round16(patch(g) * cols) + out;
+  const int64_t gemm = round16(patch(g) * cols + kLanes) + out;  // im2col's slack
   return direct(g) ? std::max(gemm, direct_workspace(g)) : gemm;
 }
 
@@ -274,11 +321,11 @@ void conv_forward_fast(const ConvGeom& g, const float* x, const float* w, const 
   const int chunk = chunk_images(g);
   const CMapR wmat(w, g.m, k);
   float* cols = workspace;
-  float* out = workspace + round16(k * chunk * p);
+  float* out = workspace + round16(k * chunk * p + kLanes);
   for (int n0 = 0; n0 < g.n; n0 += chunk) {
     const int count = std::min(chunk, g.n - n0);
     const int64_t ld = count * p;
-    for (int i = 0; i < count; ++i) im2col(g, x + (n0 + i) * image, cols + i * p, ld);
+    im2col(g, x + n0 * image, count, cols, ld, x + g.n * image);
     // One image: the GEMM writes y itself; several: out (m × images·p), then spread to NCHW.
     float* dst = count == 1 ? y + n0 * g.m * p : out;
     MapR(dst, g.m, ld).noalias() = wmat * CMapR(cols, k, ld);
@@ -308,7 +355,7 @@ void conv_backward_fast(const ConvGeom& g, const float* x, const float* y, float
   const CMapR wmat(w, g.m, k);
   MapR dwmat(dw, g.m, k);
   float* cols = workspace;
-  float* gathered = workspace + round16(k * chunk * p);
+  float* gathered = workspace + round16(k * chunk * p + kLanes);
   std::fill(db, db + g.m, 0.0f);
   if (dx) std::fill(dx, dx + g.x_size(), 0.0f);
   for (int n0 = 0; n0 < g.n; n0 += chunk) {
@@ -331,7 +378,7 @@ void conv_backward_fast(const ConvGeom& g, const float* x, const float* y, float
       }
     }
     const CMapR dymat(dyc, g.m, ld);
-    for (int i = 0; i < count; ++i) im2col(g, x + (n0 + i) * image, cols + i * p, ld);
+    im2col(g, x + n0 * image, count, cols, ld, x + g.n * image);
     if (n0 == 0) {
       dwmat.noalias() = dymat * CMapR(cols, k, ld).transpose();
     } else {
