@@ -147,6 +147,50 @@ void im2col(const ConvGeom& g, const float* x, int count, float* cols, int64_t l
   }
 }
 
+// The adjoint for stride 1, written as a gather: each kLanes-wide piece of a row of dx is the
+// sum of the columns that read it, in the reference's order (by c, i, j), so it is
+// overwritten, not accumulated, and gives the reference's bits. The columns are read in whole
+// vectors and masked: cols needs col2im_lead floats before it and col2im_tail after it. dx
+// holds `count` images and ends at dx_end; a piece's lanes past a row's end are written into
+// the next row, which is computed later (or, at dx_end, stored lane by lane).
+int64_t col2im_lead(const ConvGeom& g) { return round16(int64_t(g.kw) + kLanes); }
+int64_t col2im_tail(const ConvGeom& g) { return round16(int64_t(g.w) + g.pad_left + 2 * kLanes); }
+
+void col2im_stride1(const ConvGeom& g, const float* cols, int64_t ld, int count, float* dx,
+                    const float* dx_end) {
+  const int64_t p = plane(g), image = int64_t(g.c) * g.h * g.w;
+  const int tiles = (g.w + kLanes - 1) / kLanes;
+  IntLanes lane;
+  for (int l = 0; l < kLanes; ++l) lane[l] = l;
+  for (int n = 0; n < count; ++n) {
+    for (int c = 0; c < g.c; ++c) {
+      for (int iy = 0; iy < g.h; ++iy) {
+        float* drow = dx + n * image + (int64_t(c) * g.h + iy) * g.w;
+        for (int t = 0; t < tiles; ++t) {
+          Lanes acc = {};
+          for (int i = 0; i < g.kh; ++i) {
+            const int oy = iy + g.pad_top - i;
+            if (oy < 0 || oy >= g.oh) continue;
+            for (int j = 0; j < g.kw; ++j) {
+              const int shift = t * kLanes + g.pad_left - j;  // lane 0's output column
+              const float* src = cols + ((int64_t(c) * g.kh + i) * g.kw + j) * ld + n * p +
+                                 int64_t(oy) * g.ow + shift;
+              const IntLanes ox = lane + shift;
+              acc += select((ox >= 0) & (ox < g.ow), load(src), Lanes{});
+            }
+          }
+          float* out = drow + t * kLanes;
+          if (out + kLanes <= dx_end) {
+            store(out, acc);
+          } else {
+            for (int l = 0; l < kLanes && out + l < dx_end; ++l) out[l] = acc[l];
+          }
+        }
+      }
+    }
+  }
+}
+
 // The adjoint: dx (one image, zeroed by the caller) += its columns of cols (leading dim ld).
 void col2im(const ConvGeom& g, const float* cols, int64_t ld, float* dx) {
   for (int c = 0; c < g.c; ++c) {
@@ -307,10 +351,16 @@ void direct_backward_filter(const ConvGeom& g, const float* x, const float* y, c
 
 }  // namespace
 
+// The GEMM path's workspace: col2im's lead, the columns of a chunk and col2im's tail (which
+// also takes what im2col writes past the last row), then the chunk's output or gradient as
+// m × images·p when a chunk holds more than one image.
+int64_t cols_floats(const ConvGeom& g) {
+  return round16(patch(g) * chunk_images(g) * plane(g)) + col2im_tail(g);
+}
+
 int64_t conv_fast_workspace(const ConvGeom& g) {
-  const int64_t cols = int64_t(chunk_images(g)) * plane(g);
-  const int64_t out = chunk_images(g) > 1 ? round16(int64_t(g.m) * cols) : 0;
-  const int64_t gemm = round16(patch(g) * cols + kLanes) + out;  // im2col's slack
+  const int64_t out = chunk_images(g) > 1 ? round16(int64_t(g.m) * chunk_images(g) * plane(g)) : 0;
+  const int64_t gemm = col2im_lead(g) + cols_floats(g) + out;
   return direct(g) ? std::max(gemm, direct_workspace(g)) : gemm;
 }
 
@@ -320,8 +370,8 @@ void conv_forward_fast(const ConvGeom& g, const float* x, const float* w, const 
   const int64_t k = patch(g), p = plane(g), image = int64_t(g.c) * g.h * g.w;
   const int chunk = chunk_images(g);
   const CMapR wmat(w, g.m, k);
-  float* cols = workspace;
-  float* out = workspace + round16(k * chunk * p + kLanes);
+  float* cols = workspace + col2im_lead(g);
+  float* out = cols + cols_floats(g);
   for (int n0 = 0; n0 < g.n; n0 += chunk) {
     const int count = std::min(chunk, g.n - n0);
     const int64_t ld = count * p;
@@ -354,10 +404,10 @@ void conv_backward_fast(const ConvGeom& g, const float* x, const float* y, float
   const int chunk = chunk_images(g);
   const CMapR wmat(w, g.m, k);
   MapR dwmat(dw, g.m, k);
-  float* cols = workspace;
-  float* gathered = workspace + round16(k * chunk * p + kLanes);
+  float* cols = workspace + col2im_lead(g);
+  float* gathered = cols + cols_floats(g);
   std::fill(db, db + g.m, 0.0f);
-  if (dx) std::fill(dx, dx + g.x_size(), 0.0f);
+  if (dx && g.stride != 1) std::fill(dx, dx + g.x_size(), 0.0f);  // col2im accumulates
   for (int n0 = 0; n0 < g.n; n0 += chunk) {
     const int count = std::min(chunk, g.n - n0);
     const int64_t ld = count * p;
@@ -386,7 +436,11 @@ void conv_backward_fast(const ConvGeom& g, const float* x, const float* y, float
     }
     if (!dx) continue;
     MapR(cols, k, ld).noalias() = wmat.transpose() * dymat;
-    for (int i = 0; i < count; ++i) col2im(g, cols + i * p, ld, dx + (n0 + i) * image);
+    if (g.stride == 1) {
+      col2im_stride1(g, cols, ld, count, dx + n0 * image, dx + g.n * image);
+    } else {
+      for (int i = 0; i < count; ++i) col2im(g, cols + i * p, ld, dx + (n0 + i) * image);
+    }
   }
 }
 
