@@ -54,6 +54,7 @@ std::vector<Case> cases() {
       {"3x3 valid, 1 channel (conv1's shape, smaller)", conv(7, 1, 12, 11, 8, 3, 3, 1, 0, 0, 0, 0)},
       {"3x3 same, 1 channel", conv(3, 1, 10, 13, 5, 3, 3, 1, 1, 1, 1, 1)},
       {"3x3 stride 2, 1 channel", conv(3, 1, 10, 13, 5, 3, 3, 2, 0, 1, 0, 0)},
+      {"5x5 same, 1 channel, 9 filters", conv(3, 1, 12, 19, 9, 5, 5, 1, 2, 2, 2, 2)},
       {"3x3 valid, 1 image", conv(1, 5, 9, 9, 7, 3, 3, 1, 0, 0, 0, 0)},
       // 14×14 outputs: chunks of 6 images, the last one partial.
       {"3x3 same, 13 images in 3 chunks", conv(13, 3, 14, 14, 5, 3, 3, 1, 1, 1, 1, 1)},

@@ -239,9 +239,13 @@ void pad_image(const ConvGeom& g, const float* x, float* map) {
   }
 }
 
+// The direct path's workspace: every image of the slice padded, the weights in blocks of
+// kFilterBlock filters (zero rows past m), and the general backward's running sums.
+int64_t filter_blocks(const ConvGeom& g) { return (g.m + kFilterBlock - 1) / kFilterBlock; }
 int64_t direct_workspace(const ConvGeom& g) {
   const int64_t taps = int64_t(g.kh) * g.kw;
-  return padded_floats(g) + round16(taps * kFilterBlock) + (taps + 1) * g.m * kLanes;
+  return std::max(g.n, 1) * padded_floats(g) +
+         round16(filter_blocks(g) * kFilterBlock * taps) + (taps + 1) * g.m * kLanes;
 }
 
 // Where the t-th of `tiles` kLanes-wide tiles of a row of ow outputs starts: every kLanes,
@@ -251,28 +255,34 @@ int tile_start(int t, int tiles, int ow) {
   return ow >= kLanes && t == tiles - 1 ? ow - kLanes : t * kLanes;
 }
 
+// KH, KW: the window when known at compile time (the loops over it unroll), else 0.
+template <int KH, int KW>
 void direct_forward(const ConvGeom& g, const float* x, const float* w, const float* b, bool relu,
                     float* y, float* workspace) {
-  const int taps = g.kh * g.kw, pw = padded_w(g), tiles = (g.ow + kLanes - 1) / kLanes;
+  const int kh = KH ? KH : g.kh, kw = KW ? KW : g.kw;
+  const int taps = kh * kw, pw = padded_w(g), tiles = (g.ow + kLanes - 1) / kLanes;
   const int64_t p = plane(g), image = int64_t(g.h) * g.w;
   float* map = workspace;
-  float* wblock = workspace + padded_floats(g);  // kFilterBlock × taps, zero rows past m
+  float* wblocks = workspace + padded_floats(g);  // [block][tap][filter of the block]
+  std::fill(wblocks, wblocks + filter_blocks(g) * kFilterBlock * taps, 0.0f);
+  for (int m = 0; m < g.m; ++m)
+    for (int tap = 0; tap < taps; ++tap)
+      wblocks[(m / kFilterBlock * taps + tap) * kFilterBlock + m % kFilterBlock] = w[m * taps + tap];
   for (int n = 0; n < g.n; ++n) {
     pad_image(g, x + n * image, map);
     for (int m0 = 0; m0 < g.m; m0 += kFilterBlock) {
       const int mb = std::min(kFilterBlock, g.m - m0);
-      std::fill(wblock, wblock + kFilterBlock * taps, 0.0f);
-      std::copy(w + int64_t(m0) * taps, w + int64_t(m0 + mb) * taps, wblock);
+      const float* wb = wblocks + int64_t(m0) * taps;
       for (int oy = 0; oy < g.oh; ++oy) {
         for (int t = 0; t < tiles; ++t) {
           const int ox = tile_start(t, tiles, g.ow);
           Lanes acc[kFilterBlock] = {};
-          for (int i = 0; i < g.kh; ++i) {
+          for (int i = 0; i < kh; ++i) {
             const float* row = map + int64_t(oy + i) * pw + ox;
-            for (int j = 0; j < g.kw; ++j) {
+            for (int j = 0; j < kw; ++j) {
               const Lanes v = load(row + j);
-              const float* wt = wblock + i * g.kw + j;
-              for (int r = 0; r < kFilterBlock; ++r) acc[r] += wt[r * taps] * v;
+              const float* wt = wb + (i * kw + j) * kFilterBlock;
+              for (int r = 0; r < kFilterBlock; ++r) acc[r] += wt[r] * v;
             }
           }
           for (int r = 0; r < mb; ++r) {
@@ -291,46 +301,95 @@ void direct_forward(const ConvGeom& g, const float* x, const float* w, const flo
   }
 }
 
+// The ReLU-masked dy of kLanes outputs at `at` (those of one tile; `fresh`: the lanes the
+// tile counts), or of the g.ow < kLanes of a whole row.
+Lanes masked_dy(const ConvGeom& g, const float* y, const float* dy, int64_t at, IntLanes fresh) {
+  Lanes d = {};
+  if (g.ow >= kLanes) {
+    d = y ? where_positive(load(y + at), load(dy + at)) : load(dy + at);
+    d = select(fresh, d, Lanes{});
+  } else {
+    for (int l = 0; l < g.ow; ++l) d[l] = !y || y[at + l] > 0.0f ? dy[at + l] : 0.0f;
+  }
+  return d;
+}
+
 // dw and db of a direct conv (its dx is not asked for: a first layer). Each lane sums its
-// own share of the products, the lanes are added in order at the end.
+// own share of the products, the lanes are added in order at the end. With the window known
+// at compile time, kGradBlock filters' sums stay in registers over the whole slice.
+template <int KH, int KW>
 void direct_backward_filter(const ConvGeom& g, const float* x, const float* y, const float* dy,
                             float* dw, float* db, float* workspace) {
+  constexpr int kTaps = KH * KW;
+  const int pw = padded_w(g), tiles = (g.ow + kLanes - 1) / kLanes;
+  const int64_t p = plane(g), image = int64_t(g.h) * g.w, padded = padded_floats(g);
+  for (int n = 0; n < g.n; ++n) pad_image(g, x + n * image, workspace + n * padded);
+  IntLanes lane;
+  for (int l = 0; l < kLanes; ++l) lane[l] = l;
+  for (int m0 = 0; m0 < g.m; m0 += kGradBlock) {
+    const int mb = std::min(kGradBlock, g.m - m0);
+    Lanes acc[kGradBlock][kTaps + 1] = {};  // [filter][tap], then db
+    for (int n = 0; n < g.n; ++n) {
+      const float* map = workspace + n * padded;
+      for (int oy = 0; oy < g.oh; ++oy) {
+        for (int t = 0; t < tiles; ++t) {
+          const int ox = tile_start(t, tiles, g.ow);
+          const IntLanes fresh = lane >= t * kLanes - ox;  // the lanes no earlier tile counted
+          Lanes d[kGradBlock] = {};
+          for (int r = 0; r < mb; ++r) {
+            d[r] = masked_dy(g, y, dy, (n * int64_t(g.m) + m0 + r) * p + int64_t(oy) * g.ow + ox,
+                             fresh);
+            acc[r][kTaps] += d[r];
+          }
+          for (int i = 0; i < KH; ++i) {
+            const float* row = map + int64_t(oy + i) * pw + ox;
+            for (int j = 0; j < KW; ++j) {
+              const Lanes v = load(row + j);
+              for (int r = 0; r < kGradBlock; ++r) acc[r][i * KW + j] += d[r] * v;
+            }
+          }
+        }
+      }
+    }
+    for (int r = 0; r < mb; ++r) {
+      for (int tap = 0; tap <= kTaps; ++tap) {
+        float sum = 0.0f;
+        for (int l = 0; l < kLanes; ++l) sum += acc[r][tap][l];
+        if (tap < kTaps) {
+          dw[int64_t(m0 + r) * kTaps + tap] = sum;
+        } else {
+          db[m0 + r] = sum;
+        }
+      }
+    }
+  }
+}
+
+// The same for any window: the running sums of all filters in the workspace.
+void direct_backward_filter_any(const ConvGeom& g, const float* x, const float* y,
+                                const float* dy, float* dw, float* db, float* workspace) {
   const int taps = g.kh * g.kw, pw = padded_w(g), tiles = (g.ow + kLanes - 1) / kLanes;
   const int64_t p = plane(g), image = int64_t(g.h) * g.w;
   float* map = workspace;
   // Per output channel: taps running sums of dw, then one of db.
-  Lanes* acc = reinterpret_cast<Lanes*>(workspace + padded_floats(g) +
-                                        round16(int64_t(taps) * kFilterBlock));
+  Lanes* acc = reinterpret_cast<Lanes*>(workspace + std::max(g.n, 1) * padded_floats(g) +
+                                        round16(filter_blocks(g) * kFilterBlock * taps));
   std::fill(acc, acc + int64_t(taps + 1) * g.m, Lanes{});
   IntLanes lane;
   for (int l = 0; l < kLanes; ++l) lane[l] = l;
   for (int n = 0; n < g.n; ++n) {
     pad_image(g, x + n * image, map);
-    for (int m0 = 0; m0 < g.m; m0 += kGradBlock) {
-      const int mb = std::min(kGradBlock, g.m - m0);
+    for (int m = 0; m < g.m; ++m) {
+      Lanes* a = acc + int64_t(m) * (taps + 1);
       for (int oy = 0; oy < g.oh; ++oy) {
         for (int t = 0; t < tiles; ++t) {
           const int ox = tile_start(t, tiles, g.ow);
-          // The last tile's lanes that the one before already counted are left out.
-          const IntLanes fresh = lane >= t * kLanes - ox;
-          Lanes d[kGradBlock] = {};
-          for (int r = 0; r < mb; ++r) {
-            const int64_t at = (n * int64_t(g.m) + m0 + r) * p + int64_t(oy) * g.ow + ox;
-            if (g.ow >= kLanes) {
-              d[r] = y ? where_positive(load(y + at), load(dy + at)) : load(dy + at);
-              d[r] = select(fresh, d[r], Lanes{});
-            } else {
-              for (int l = 0; l < g.ow; ++l) d[r][l] = !y || y[at + l] > 0.0f ? dy[at + l] : 0.0f;
-            }
-            acc[int64_t(m0 + r) * (taps + 1) + taps] += d[r];
-          }
+          const Lanes d = masked_dy(g, y, dy, (n * int64_t(g.m) + m) * p + int64_t(oy) * g.ow + ox,
+                                    lane >= t * kLanes - ox);
+          a[taps] += d;
           for (int i = 0; i < g.kh; ++i) {
             const float* row = map + int64_t(oy + i) * pw + ox;
-            for (int j = 0; j < g.kw; ++j) {
-              const Lanes v = load(row + j);
-              Lanes* a = acc + int64_t(m0) * (taps + 1) + i * g.kw + j;
-              for (int r = 0; r < mb; ++r) a[r * (taps + 1)] += d[r] * v;
-            }
+            for (int j = 0; j < g.kw; ++j) a[i * g.kw + j] += d * load(row + j);
           }
         }
       }
@@ -366,7 +425,11 @@ int64_t conv_fast_workspace(const ConvGeom& g) {
 
 void conv_forward_fast(const ConvGeom& g, const float* x, const float* w, const float* b, bool relu,
                        float* y, float* workspace) {
-  if (direct(g)) return direct_forward(g, x, w, b, relu, y, workspace);
+  if (direct(g)) {
+    if (g.kh == 3 && g.kw == 3) return direct_forward<3, 3>(g, x, w, b, relu, y, workspace);
+    if (g.kh == 5 && g.kw == 5) return direct_forward<5, 5>(g, x, w, b, relu, y, workspace);
+    return direct_forward<0, 0>(g, x, w, b, relu, y, workspace);
+  }
   const int64_t k = patch(g), p = plane(g), image = int64_t(g.c) * g.h * g.w;
   const int chunk = chunk_images(g);
   const CMapR wmat(w, g.m, k);
@@ -399,7 +462,10 @@ void conv_forward_fast(const ConvGeom& g, const float* x, const float* w, const 
 
 void conv_backward_fast(const ConvGeom& g, const float* x, const float* y, float* dy,
                         const float* w, float* dw, float* db, float* dx, float* workspace) {
-  if (direct(g) && !dx) return direct_backward_filter(g, x, y, dy, dw, db, workspace);
+  if (direct(g) && !dx) {
+    if (g.kh == 3 && g.kw == 3) return direct_backward_filter<3, 3>(g, x, y, dy, dw, db, workspace);
+    return direct_backward_filter_any(g, x, y, dy, dw, db, workspace);
+  }
   const int64_t k = patch(g), p = plane(g), image = int64_t(g.c) * g.h * g.w;
   const int chunk = chunk_images(g);
   const CMapR wmat(w, g.m, k);
@@ -448,6 +514,7 @@ void maxpool_forward_fast(const PoolGeom& g, const float* x, float* y, int32_t* 
   if (g.ph != 2 || g.pw != 2 || g.stride != 2) return maxpool_forward(g, x, y, argmax);
   const int64_t planes = int64_t(g.n) * g.c;
   const float* end = x + g.x_size();
+  const float* y_end = y + g.y_size();
   IntLanes lane;
   for (int l = 0; l < kLanes; ++l) lane[l] = 2 * l;
   for (int64_t pl = 0; pl < planes; ++pl) {
@@ -476,10 +543,17 @@ void maxpool_forward_fast(const PoolGeom& g, const float* x, float* y, int32_t* 
         take = odd_lanes(c0, c1) > top;
         best = select(take, lane + (row + g.w + 2 * ox + 1), best);
         top = select(take, odd_lanes(c0, c1), top);
-        const int count = std::min(kLanes, g.ow - ox);
-        for (int l = 0; l < count; ++l) {
-          out[oy * g.ow + ox + l] = top[l];
-          arg[oy * g.ow + ox + l] = best[l];
+        // Lanes past the row go to the next one, which is written later; at the end of y,
+        // only the row's own.
+        float* to = out + oy * g.ow + ox;
+        if (to + kLanes <= y_end) {
+          store(to, top);
+          std::memcpy(arg + oy * g.ow + ox, &best, sizeof best);
+        } else {
+          for (int l = 0; l < std::min(kLanes, g.ow - ox); ++l) {
+            to[l] = top[l];
+            arg[oy * g.ow + ox + l] = best[l];
+          }
         }
       }
       for (; ox < g.ow; ++ox) {  // the map's last rows: one output at a time
