@@ -226,5 +226,35 @@ TEST(EngineMaxPool, SameAsReferenceTiesIncluded) {
   }
 }
 
+// The update by ranges gives the bits of the gradient sum and cpu::adam over the whole.
+TEST(EngineUpdate, SumAndAdamByRangesIsTheReference) {
+  Rng rng(1505);
+  const int64_t count = 1000;
+  const int parts = 3;
+  StepParams sp;
+  sp.lr_t = 1e-3f, sp.beta1 = 0.9f, sp.beta2 = 0.999f, sp.eps = 1e-7f;
+  std::vector<Floats> grads(parts);
+  for (auto& g : grads) g = random_floats(rng, count);
+  const Floats p0 = random_floats(rng, count), m0 = random_floats(rng, count);
+  Floats v0 = random_floats(rng, count);
+  for (auto& x : v0) x = std::abs(x);
+  // The reference: the sum in thread order, then Adam over everything.
+  Floats sum = grads[0], p = p0, m = m0, v = v0;
+  for (int t = 1; t < parts; ++t)
+    for (int64_t i = 0; i < count; ++i) sum[size_t(i)] += grads[size_t(t)][size_t(i)];
+  cpu::adam(count, p.data(), sum.data(), m.data(), v.data(), &sp);
+  // By ranges of odd lengths.
+  std::vector<Floats> g2 = grads;
+  float* gp[parts] = {g2[0].data(), g2[1].data(), g2[2].data()};
+  Floats p2 = p0, m2 = m0, v2 = v0;
+  const int64_t cuts[] = {0, 1, 17, 400, 999, 1000};
+  for (size_t k = 0; k + 1 < std::size(cuts); ++k)
+    cpu::sum_and_adam(cuts[k], cuts[k + 1], gp, parts, p2.data(), m2.data(), v2.data(), &sp);
+  expect_same_bits(g2[0], sum, "summed gradient");
+  expect_same_bits(p2, p, "parameters");
+  expect_same_bits(m2, m, "m");
+  expect_same_bits(v2, v, "v");
+}
+
 }  // namespace
 }  // namespace splitconv

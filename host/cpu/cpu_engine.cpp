@@ -86,6 +86,7 @@ CpuEngine::CpuEngine(const Model& model, int max_batch, int threads)
   m.assign(floats, 0.0f);
   v.assign(floats, 0.0f);
   grads_.assign(size_t(threads_), AlignedFloats(floats, 0.0f));
+  grad_pointers_.assign(size_t(threads_), nullptr);
   partial_.assign(size_t(threads_), {});
   labels_.assign(size_t(batch), 0);
   // Eigen's GEMM keeps the CPU's cache sizes in a static set up on first use: set it up here,
@@ -299,6 +300,24 @@ void CpuEngine::adam(float lr_t, const Hyper& h) {
   cpu::adam(int64_t(params.size()), params.data(), grads_[0].data(), m.data(), v.data(), &sp);
 }
 
+void CpuEngine::update(int count, float lr_t, const Hyper& h) {
+  StepParams sp;
+  sp.lr_t = lr_t;
+  sp.beta1 = h.beta1;
+  sp.beta2 = h.beta2;
+  sp.eps = h.eps;
+  const int parts = std::min(threads_, count);
+  std::vector<float*>& g = grad_pointers_;
+  for (int t = 0; t < threads_; ++t) g[size_t(t)] = grads_[size_t(t)].data();
+  // Ranges of whole 64-byte lines, so that no two threads write the same cache line.
+  const int64_t lines = (int64_t(params.size()) + 15) / 16;
+  slices(threads_, [&](int lo, int n, int) {
+    const int64_t begin = lines * lo / threads_ * 16;
+    const int64_t end = std::min<int64_t>(lines * (lo + n) / threads_ * 16, int64_t(params.size()));
+    sum_and_adam(begin, end, g.data(), parts, params.data(), m.data(), v.data(), &sp);
+  });
+}
+
 void CpuEngine::train_step(const uint8_t* images, const uint8_t* labels, const int32_t* order,
                            int count, float lr_t, const Hyper& h, Metrics* metrics) {
   if (count < 1 || count > plan_.max_batch)
@@ -312,8 +331,7 @@ void CpuEngine::train_step(const uint8_t* images, const uint8_t* labels, const i
     backward(lo, n, thread);
   });
   if (metrics) add_partials(count, metrics);
-  sum_gradients(count);
-  adam(lr_t, h);
+  update(count, lr_t, h);
 }
 
 }  // namespace splitconv::cpu

@@ -60,6 +60,9 @@ class CpuEngine {
   void sum_gradients(int count);
   // One Adam step of the parameters with grads(0).
   void adam(float lr_t, const Hyper& h);
+  // sum_gradients and adam in one parallel section, each thread on its own range of the
+  // parameters: the same bits as the two calls.
+  void update(int count, float lr_t, const Hyper& h);
 
   // A whole training step on images[order[0..count)] (the CPU backend's train_step).
   void train_step(const uint8_t* images, const uint8_t* labels, const int32_t* order, int count,
@@ -93,6 +96,7 @@ class CpuEngine {
   std::vector<std::vector<int32_t>> argmax_;   // per max-pool
   std::vector<AlignedFloats> workspace_;       // per thread
   std::vector<AlignedFloats> grads_;           // per thread; [0] receives the sum
+  std::vector<float*> grad_pointers_;          // grads_'s data, for update()
   std::vector<Metrics> partial_;               // per thread
   std::vector<uint8_t> labels_;                // the batch's labels
   std::unique_ptr<Workers> workers_;

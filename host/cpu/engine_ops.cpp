@@ -4,6 +4,7 @@
 
 #include <Eigen/Core>
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 
 #include "cpu/cpu_ops.h"
@@ -567,6 +568,22 @@ void maxpool_forward_fast(const PoolGeom& g, const float* x, float* y, int32_t* 
         arg[oy * g.ow + ox] = row + 2 * ox + best;
       }
     }
+  }
+}
+
+void sum_and_adam(int64_t lo, int64_t hi, float* const* grads, int parts, float* p, float* m,
+                  float* v, const StepParams* sp) {
+  float* sum = grads[0];
+  for (int t = 1; t < parts; ++t) {
+    const float* part = grads[t];
+    for (int64_t i = lo; i < hi; ++i) sum[i] += part[i];
+  }
+  // cpu::adam's loop; this file is compiled without errno for sqrt, so it runs in vectors.
+  const float lr_t = sp->lr_t, beta1 = sp->beta1, beta2 = sp->beta2, eps = sp->eps;
+  for (int64_t i = lo; i < hi; ++i) {
+    m[i] = beta1 * m[i] + (1.0f - beta1) * sum[i];
+    v[i] = beta2 * v[i] + (1.0f - beta2) * sum[i] * sum[i];
+    p[i] -= lr_t * m[i] / (std::sqrt(v[i]) + eps);
   }
 }
 

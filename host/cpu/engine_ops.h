@@ -31,4 +31,10 @@ void conv_backward_fast(const ConvGeom& g, const float* x, const float* y, float
 // common 2×2 window of stride 2 unrolled.
 void maxpool_forward_fast(const PoolGeom& g, const float* x, float* y, int32_t* argmax);
 
+// The parameter update of a range [lo, hi) of the flat parameters: the gradient summed over
+// `parts` per-thread buffers in their order into grads[0], then cpu::adam on the range. The
+// same bits as sum-then-adam over the whole, whichever range a thread takes.
+void sum_and_adam(int64_t lo, int64_t hi, float* const* grads, int parts, float* p, float* m,
+                  float* v, const StepParams* sp);
+
 }  // namespace splitconv::cpu
