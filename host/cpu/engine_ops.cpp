@@ -1,5 +1,5 @@
-// The CPU engine's convolutions (engine_ops.h): im2col + Eigen GEMM over several images at
-// once.
+// The CPU engine's fast ops (engine_ops.h): convolutions as im2col + Eigen GEMM over several
+// images at once or as direct loops, the max-pool, the update.
 #include "cpu/engine_ops.h"
 
 #include <Eigen/Core>
@@ -117,13 +117,13 @@ void im2col(const ConvGeom& g, const float* x, int count, float* cols, int64_t l
                             g.oh - 1 + i - g.pad_top < g.h;
         const int vectors = (g.ow + kLanes - 1) / kLanes;
         for (int n = 0; n < count; ++n) {
-          const float* first = x + n * image + (int64_t(c) * g.h + i - g.pad_top) * g.w + j -
-                               g.pad_left;
-          if (inside && first + int64_t(g.oh - 1) * g.w + vectors * kLanes <= x_end) {
+          const int64_t first = n * image + (int64_t(c) * g.h + i - g.pad_top) * g.w + j - g.pad_left;
+          if (inside && x + first + int64_t(g.oh - 1) * g.w + vectors * kLanes <= x_end) {
             float* out = row + n * p;
             for (int oy = 0; oy < g.oh; ++oy)
               for (int v = 0; v < vectors; ++v)
-                store(out + int64_t(oy) * g.ow + v * kLanes, load(first + int64_t(oy) * g.w + v * kLanes));
+                store(out + int64_t(oy) * g.ow + v * kLanes,
+                      load(x + first + int64_t(oy) * g.w + v * kLanes));
             continue;
           }
           for (int oy = 0; oy < g.oh; ++oy) {
