@@ -1,7 +1,8 @@
-// The CPU engine: runs a step plan (splitconv/plan.h) with the CPU ops. A batch is split into
-// one contiguous slice per thread; each thread runs forward, loss and backward on its slice
-// (the ops are single-threaded), writing parameter gradients into its own flat buffer. The
-// buffers are summed in thread order, so a step is deterministic for a given thread count.
+// The CPU engine: runs a step plan (splitconv/plan.h) with the CPU ops (convolutions and
+// pooling: the fast ops of engine_ops.h). A batch is split into one contiguous slice per
+// thread; each thread runs forward, loss and backward on its slice (the ops are
+// single-threaded), writing parameter gradients into its own flat buffer. The buffers are
+// summed in thread order, so a step is deterministic for a given thread count.
 // Used by the CPU backend (cpu_backend.cpp) and by `bench layers` on the CPU.
 #pragma once
 #include <cstdint>
@@ -20,7 +21,7 @@ namespace splitconv::cpu {
 struct CpuMemory {
   int64_t parameters = 0;   // parameters, Adam's m and v, one gradient buffer per thread
   int64_t activations = 0;  // the plan's activation, gradient and arg-max buffers, the labels
-  int64_t workspace = 0;    // one im2col workspace per thread
+  int64_t workspace = 0;    // one workspace per thread (engine_ops.h), for the largest slice
   int64_t total() const;    // saturates at INT64_MAX
 };
 
