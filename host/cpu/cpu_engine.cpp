@@ -40,6 +40,11 @@ int64_t workspace_floats(const Model& model, const StepPlan& plan, int threads) 
 
 }  // namespace
 
+int CpuEngine::micro_batches(int max_batch, int threads) {
+  const int slice = (max_batch + std::max(threads, 1) - 1) / std::max(threads, 1);
+  return (slice + kMicroBatch - 1) / kMicroBatch;
+}
+
 int64_t CpuMemory::total() const { return sat_add(sat_add(parameters, activations), workspace); }
 
 CpuMemory CpuEngine::memory_needed(const Model& model, int max_batch, int threads) {
@@ -47,7 +52,8 @@ CpuMemory CpuEngine::memory_needed(const Model& model, int max_batch, int thread
   threads = std::max(threads, 1);
   const int64_t batch = plan.max_batch;
   CpuMemory mem;
-  mem.parameters = sat_mul(sat_mul(model.param_floats, 3 + int64_t(threads)), sizeof(float));
+  const int64_t buffers = 3 + int64_t(threads) * (micro_batches(plan.max_batch, threads) > 1 ? 2 : 1);
+  mem.parameters = sat_mul(sat_mul(model.param_floats, buffers), sizeof(float));
   for (const PlanBuffer& b : plan.buffers)
     mem.activations = sat_add(mem.activations, b.floats(plan.max_batch) * int64_t(sizeof(float)) *
                                                    (b.needs_grad ? 2 : 1));
@@ -64,6 +70,7 @@ CpuMemory CpuEngine::memory() const {
   auto floats = [](const AlignedFloats& f) { return int64_t(f.size() * sizeof(float)); };
   mem.parameters = floats(params) + floats(m) + floats(v);
   for (const auto& g : grads_) mem.parameters += floats(g);
+  for (const auto& g : micro_grads_) mem.parameters += floats(g);
   for (size_t i = 0; i < act_.size(); ++i) mem.activations += floats(act_[i]) + floats(grad_[i]);
   for (const auto& a : argmax_) mem.activations += int64_t(a.size() * sizeof(int32_t));
   mem.activations += int64_t(labels_.size());
@@ -86,8 +93,11 @@ CpuEngine::CpuEngine(const Model& model, int max_batch, int threads)
   m.assign(floats, 0.0f);
   v.assign(floats, 0.0f);
   grads_.assign(size_t(threads_), AlignedFloats(floats, 0.0f));
+  if (micro_batches(batch, threads_) > 1)
+    micro_grads_.assign(size_t(threads_), AlignedFloats(floats, 0.0f));
   grad_pointers_.assign(size_t(threads_), nullptr);
   partial_.assign(size_t(threads_), {});
+  into_micro_.assign(size_t(threads_), 0);
   labels_.assign(size_t(batch), 0);
   // Eigen's GEMM keeps the CPU's cache sizes in a static set up on first use: set it up here,
   // before threads share it.
@@ -142,7 +152,8 @@ void CpuEngine::forward_layer(const PlanOp& op, int lo, int n, int thread) {
 void CpuEngine::backward_layer(const PlanOp& op, int lo, int n, int thread) {
   const Layer& l = model_.layers[size_t(op.layer)];
   float* ws = workspace_[size_t(thread)].data();
-  AlignedFloats& g = grads_[size_t(thread)];
+  AlignedFloats& g = into_micro_[size_t(thread)] ? micro_grads_[size_t(thread)]
+                                                 : grads_[size_t(thread)];
   const float* x = act(op.x, lo);
   const float* y = act(op.y, lo);
   float* dy = grad(op.y, lo);
@@ -325,10 +336,28 @@ void CpuEngine::train_step(const uint8_t* images, const uint8_t* labels, const i
                 std::to_string(plan_.max_batch));
   const float scale = 1.0f / float(count);  // mean cross-entropy over the batch
   slices(count, [&](int lo, int n, int thread) {
-    gather(images, labels, order, lo, n);
-    forward(lo, n, thread);
-    loss(lo, n, thread, scale);
-    backward(lo, n, thread);
+    // kMicroBatch images at a time through forward, loss and backward, so that their
+    // activations are still in the core's cache when the backward reads them. The first
+    // one's gradient goes to grads(thread), each later one's is added to it.
+    Metrics part{0.0, 0, 0};
+    for (int at = lo; at < lo + n; at += kMicroBatch) {
+      const int k = std::min(kMicroBatch, lo + n - at);
+      gather(images, labels, order, at, k);
+      forward(at, k, thread);
+      loss(at, k, thread, scale);
+      part.loss_sum += partial_[size_t(thread)].loss_sum;
+      part.correct += partial_[size_t(thread)].correct;
+      part.count += k;
+      into_micro_[size_t(thread)] = at > lo;
+      backward(at, k, thread);
+      if (at > lo) {
+        float* sum = grads_[size_t(thread)].data();
+        const float* add = micro_grads_[size_t(thread)].data();
+        for (size_t i = 0; i < params.size(); ++i) sum[i] += add[i];
+      }
+    }
+    into_micro_[size_t(thread)] = false;
+    partial_[size_t(thread)] = part;
   });
   if (metrics) add_partials(count, metrics);
   update(count, lr_t, h);

@@ -65,6 +65,13 @@ class CpuEngine {
   // parameters: the same bits as the two calls.
   void update(int count, float lr_t, const Hyper& h);
 
+  // Images a thread takes through forward, loss and backward at a time in train_step (its
+  // slice in pieces of this size, each piece's gradient added to the slice's): a piece's
+  // activations and gradients stay within a core's cache.
+  static constexpr int kMicroBatch = 16;
+  // How many pieces the largest slice of a max_batch step on `threads` threads makes.
+  static int micro_batches(int max_batch, int threads);
+
   // A whole training step on images[order[0..count)] (the CPU backend's train_step).
   void train_step(const uint8_t* images, const uint8_t* labels, const int32_t* order, int count,
                   float lr_t, const Hyper& h, Metrics* metrics);
@@ -98,6 +105,8 @@ class CpuEngine {
   std::vector<AlignedFloats> workspace_;       // per thread
   std::vector<AlignedFloats> grads_;           // per thread; [0] receives the sum
   std::vector<float*> grad_pointers_;          // grads_'s data, for update()
+  std::vector<AlignedFloats> micro_grads_;     // per thread, where micro_batches() > 1
+  std::vector<char> into_micro_;               // per thread: backward_layer writes micro_grads_
   std::vector<Metrics> partial_;               // per thread
   std::vector<uint8_t> labels_;                // the batch's labels
   std::unique_ptr<Workers> workers_;
