@@ -48,7 +48,7 @@ for i in range(count):
     scs = {v["side"]: v["train_ms"] for v in sc["variants"] if v["impl"] == "cpu"}
     pts = {v["side"]: v["train_ms"] for v in pt["sides"]}
     rows.append((f"{s['c']}->{s['m']}, {s['h']}x{s['w']}", pts["nxn"], scs["nxn"], pts["pair"], scs["pair"]))
-print(f"one conv layer, batch 32, forward + backward, {threads} threads, torch {pt['torch']}; ms")
+print(f"one conv layer, batch 32, forward + backward, threads {threads}, torch {pt['torch']}; ms")
 print(f"{'layer':18} {'pytorch 3x3':>12} {'splitconv 3x3':>14} {'ratio':>6} {'pytorch pair':>13} {'splitconv pair':>15} {'ratio':>6}")
 for name, p3, s3, pp, sp in rows:
     print(f"{name:18} {p3:12.3f} {s3:14.3f} {p3 / s3:6.2f} {pp:13.3f} {sp:15.3f} {pp / sp:6.2f}")
