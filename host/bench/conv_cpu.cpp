@@ -1,8 +1,8 @@
 // `bench conv` on the CPU: each side runs as the CPU backend runs a layer — the batch split
 // into one slice per thread, the engine's single-threaded ops (cpu/engine_ops.h) on each
-// slice, one parallel section
-// for the forward and one for the backward, the per-thread weight gradients summed in thread
-// order — and is checked against the plain ops on the whole batch before it is timed.
+// slice, one parallel section for the forward and one for the backward, the per-thread weight
+// gradients summed in thread order — and is checked against the plain ops (cpu/cpu_ops.h) on
+// the whole batch before it is timed.
 #include <Eigen/Core>
 #include <algorithm>
 #include <chrono>

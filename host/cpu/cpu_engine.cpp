@@ -5,8 +5,8 @@
 #include <algorithm>
 #include <cmath>
 
-#include "cpu/engine_ops.h"
 #include "cpu/cpu_ops.h"
+#include "cpu/engine_ops.h"
 #include "splitconv/error.h"
 #include "splitconv/tensor.h"
 
@@ -52,7 +52,9 @@ CpuMemory CpuEngine::memory_needed(const Model& model, int max_batch, int thread
   threads = std::max(threads, 1);
   const int64_t batch = plan.max_batch;
   CpuMemory mem;
-  const int64_t buffers = 3 + int64_t(threads) * (micro_batches(plan.max_batch, threads) > 1 ? 2 : 1);
+  // Parameters, m, v; a gradient per thread, two where a slice runs in several pieces.
+  const int64_t buffers =
+      3 + int64_t(threads) * (micro_batches(plan.max_batch, threads) > 1 ? 2 : 1);
   mem.parameters = sat_mul(sat_mul(model.param_floats, buffers), sizeof(float));
   for (const PlanBuffer& b : plan.buffers)
     mem.activations = sat_add(mem.activations, b.floats(plan.max_batch) * int64_t(sizeof(float)) *
@@ -138,7 +140,7 @@ void CpuEngine::forward_layer(const PlanOp& op, int lo, int n, int thread) {
       return;  // ReLU included
     case LayerKind::MaxPool:
       maxpool_forward_fast(pool_geom(l, n), x, y,
-                      argmax_[size_t(op.argmax)].data() + int64_t(lo) * l.out.size());
+                           argmax_[size_t(op.argmax)].data() + int64_t(lo) * l.out.size());
       break;
     case LayerKind::Flatten:  // a view: y is x
       break;
