@@ -152,8 +152,7 @@ TEST_F(MemoryEstimate, TrainVerboseShowsTheEstimateOfThePlanItRuns) {
 }
 
 // The CUDA graph engine's estimate, against the CPU engine's (an independent sum over the
-// same plan): four parameter-sized buffers (params, grads, m, v; the CPU has one gradient
-// buffer a thread), the same activation, gradient and arg-max buffers and labels, plus the
+// same plan): four parameter-sized buffers (params, grads, m, v), the same activation, gradient and arg-max buffers and labels, plus the
 // batch's probabilities on the device; no workspace (cuDNN's is chosen at plan time).
 TEST(GraphEngineMemory, IsTheCpuEnginesBuffersWithFourParameterCopiesAndTheProbabilities) {
   for (const char* name : {"seed-v0.net", "seed-v1.net", "fast-mnist.net"}) {
@@ -163,7 +162,6 @@ TEST(GraphEngineMemory, IsTheCpuEnginesBuffersWithFourParameterCopiesAndTheProba
       const splitconv::cpu::CpuMemory cpu = splitconv::cpu::CpuEngine::memory_needed(m, batch, 1);
       const splitconv::MemoryEstimate gpu = splitconv::graph_engine_memory(m, batch);
       EXPECT_EQ(gpu.parameters, m.param_floats * 4 * 4) << name;
-      EXPECT_EQ(cpu.parameters, m.param_floats * 4 * 4) << name;  // 3 + 1 thread
       EXPECT_EQ(gpu.activations, cpu.activations + int64_t(batch) * m.classes * 4) << name;
       EXPECT_EQ(gpu.workspace, 0) << name;
     }

@@ -1,7 +1,8 @@
 // `bench conv` on the CPU: each side runs as the CPU backend runs a layer — the batch split
-// into one slice per thread, the single-threaded cpu:: ops on each slice, one parallel section
-// for the forward and one for the backward, the per-thread weight gradients summed in thread
-// order — and is checked against the plain ops on the whole batch before it is timed.
+// into one slice per thread, the engine's single-threaded ops (cpu/engine_ops.h) on each
+// slice, one parallel section for the forward and one for the backward, the per-thread weight
+// gradients summed in thread order — and is checked against the plain ops (cpu/cpu_ops.h) on
+// the whole batch before it is timed.
 #include <Eigen/Core>
 #include <algorithm>
 #include <chrono>
@@ -11,6 +12,7 @@
 #include "bench/bench_internal.h"
 #include "cpu/aligned.h"
 #include "cpu/cpu_ops.h"
+#include "cpu/engine_ops.h"
 #include "cpu/workers.h"
 #include "splitconv/error.h"
 
@@ -19,8 +21,8 @@ namespace {
 
 using cpu::AlignedFloats;
 
-// The same ops on slices of the batch: only the order of the per-thread gradient sums and
-// Eigen's alignment-dependent kernels differ from the reference, at the rounding level
+// The engine's ops on slices of the batch: only the order of the sums (per-thread gradients,
+// several images per GEMM, Eigen's kernels) differs from the reference, at the rounding level
 // (~1e-7 relative); 1e-5 leaves room and still catches any misplaced image or slice.
 constexpr double kCpuTolerance = 1e-5;
 
@@ -31,6 +33,7 @@ class CpuSide {
     const int threads = workers.threads();
     act_.emplace_back(size_t(batch) * size_t(layers_.front().in.size()));
     grad_.emplace_back(act_[0].size());
+    const int slice = (batch + threads - 1) / threads;
     int64_t ws = 0;
     for (const Layer& l : layers_) {
       act_.emplace_back(size_t(batch) * size_t(l.out.size()));
@@ -40,7 +43,7 @@ class CpuSide {
       b_.emplace_back(size_t(g.m));
       dw_.emplace_back(size_t(g.w_size()));
       db_.emplace_back(size_t(g.m));
-      ws = std::max(ws, cpu::conv_workspace(g));
+      ws = std::max(ws, cpu::conv_fast_workspace(conv_geom(l, slice)));
     }
     workspace_.assign(size_t(threads), AlignedFloats(size_t(ws)));
     dw_part_.assign(size_t(threads), dw_);
@@ -62,9 +65,9 @@ class CpuSide {
       for (size_t i = 0; i < layers_.size(); ++i) {
         const Layer& l = layers_[i];
         float* y = act_[i + 1].data() + int64_t(lo) * l.out.size();
-        cpu::conv_forward(conv_geom(l, count), act_[i].data() + int64_t(lo) * l.in.size(),
-                          w_[i].data(), b_[i].data(), y, workspace_[size_t(thread)].data());
-        cpu::relu_forward(int64_t(count) * l.out.size(), y);
+        cpu::conv_forward_fast(conv_geom(l, count), act_[i].data() + int64_t(lo) * l.in.size(),
+                               w_[i].data(), b_[i].data(), true, y,
+                               workspace_[size_t(thread)].data());
       }
     });
   }
@@ -80,10 +83,10 @@ class CpuSide {
         const float* x = act_[i].data() + int64_t(lo) * l.in.size();
         float* dy = grad_[i + 1].data() + int64_t(lo) * l.out.size();
         float* ws = workspace_[size_t(thread)].data();
-        cpu::relu_backward(g.y_size(), act_[i + 1].data() + int64_t(lo) * l.out.size(), dy);
-        cpu::conv_backward_filter(g, x, dy, dw_part_[size_t(thread)][i].data(),
-                                  db_part_[size_t(thread)][i].data(), ws);
-        cpu::conv_backward_data(g, dy, w_[i].data(), grad_[i].data() + int64_t(lo) * l.in.size(), ws);
+        cpu::conv_backward_fast(g, x, act_[i + 1].data() + int64_t(lo) * l.out.size(), dy,
+                                w_[i].data(), dw_part_[size_t(thread)][i].data(),
+                                db_part_[size_t(thread)][i].data(),
+                                grad_[i].data() + int64_t(lo) * l.in.size(), ws);
       }
     });
     for (size_t i = 0; i < layers_.size(); ++i) {

@@ -47,8 +47,7 @@ class CpuProbe final : public LayerProbe {
     e_.slices(batch(), [&](int lo, int n, int t) { e_.backward_layer(op, lo, n, t); });
   }
   void update() override {
-    e_.sum_gradients(batch());
-    e_.adam(1e-4f, Hyper{});
+    e_.update(batch(), 1e-4f, Hyper{});
   }
   void step() override {
     const Hyper h;

@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "cpu/cpu_ops.h"
+#include "cpu/engine_ops.h"
 #include "splitconv/error.h"
 #include "splitconv/tensor.h"
 
@@ -22,16 +23,27 @@ int64_t sat_mul(int64_t a, int64_t b) {
   return __builtin_mul_overflow(a, b, &p) ? INT64_MAX : p;
 }
 
-// Floats of the im2col workspace: the largest any conv of the plan needs for one image.
-int64_t workspace_floats(const Model& model, const StepPlan& plan) {
+// Floats of a thread's workspace: the largest any conv of the plan needs for the largest
+// slice (engine_ops.h), and at least what the reference ops need for one image
+// (gradient_magnitude runs those).
+int64_t workspace_floats(const Model& model, const StepPlan& plan, int threads) {
+  const int slice = (plan.max_batch + threads - 1) / threads;
   int64_t workspace = 0;
   for (const PlanOp& op : plan.forward)
-    if (op.kind == LayerKind::Conv)
-      workspace = std::max(workspace, conv_workspace(conv_geom(model.layers[size_t(op.layer)], 1)));
+    if (op.kind == LayerKind::Conv) {
+      const Layer& l = model.layers[size_t(op.layer)];
+      workspace = std::max({workspace, conv_workspace(conv_geom(l, 1)),
+                            conv_fast_workspace(conv_geom(l, slice))});
+    }
   return workspace;
 }
 
 }  // namespace
+
+int CpuEngine::micro_batches(int max_batch, int threads) {
+  const int slice = (max_batch + std::max(threads, 1) - 1) / std::max(threads, 1);
+  return (slice + kMicroBatch - 1) / kMicroBatch;
+}
 
 int64_t CpuMemory::total() const { return sat_add(sat_add(parameters, activations), workspace); }
 
@@ -40,14 +52,18 @@ CpuMemory CpuEngine::memory_needed(const Model& model, int max_batch, int thread
   threads = std::max(threads, 1);
   const int64_t batch = plan.max_batch;
   CpuMemory mem;
-  mem.parameters = sat_mul(sat_mul(model.param_floats, 3 + int64_t(threads)), sizeof(float));
+  // Parameters, m, v; a gradient per thread, two where a slice runs in several pieces.
+  const int64_t buffers =
+      3 + int64_t(threads) * (micro_batches(plan.max_batch, threads) > 1 ? 2 : 1);
+  mem.parameters = sat_mul(sat_mul(model.param_floats, buffers), sizeof(float));
   for (const PlanBuffer& b : plan.buffers)
     mem.activations = sat_add(mem.activations, b.floats(plan.max_batch) * int64_t(sizeof(float)) *
                                                    (b.needs_grad ? 2 : 1));
   for (const Shape& s : plan.argmax_shapes)
     mem.activations = sat_add(mem.activations, batch * s.size() * int64_t(sizeof(int32_t)));
   mem.activations = sat_add(mem.activations, batch);  // the labels
-  mem.workspace = sat_mul(sat_mul(workspace_floats(model, plan), threads), sizeof(float));
+  mem.workspace =
+      sat_mul(sat_mul(workspace_floats(model, plan, threads), threads), sizeof(float));
   return mem;
 }
 
@@ -56,6 +72,7 @@ CpuMemory CpuEngine::memory() const {
   auto floats = [](const AlignedFloats& f) { return int64_t(f.size() * sizeof(float)); };
   mem.parameters = floats(params) + floats(m) + floats(v);
   for (const auto& g : grads_) mem.parameters += floats(g);
+  for (const auto& g : micro_grads_) mem.parameters += floats(g);
   for (size_t i = 0; i < act_.size(); ++i) mem.activations += floats(act_[i]) + floats(grad_[i]);
   for (const auto& a : argmax_) mem.activations += int64_t(a.size() * sizeof(int32_t));
   mem.activations += int64_t(labels_.size());
@@ -71,13 +88,18 @@ CpuEngine::CpuEngine(const Model& model, int max_batch, int threads)
     grad_.emplace_back(b.needs_grad ? size_t(b.floats(batch)) : 0);
   }
   for (const Shape& s : plan_.argmax_shapes) argmax_.emplace_back(size_t(batch) * size_t(s.size()));
-  workspace_.assign(size_t(threads_), AlignedFloats(size_t(workspace_floats(model_, plan_))));
+  workspace_.assign(size_t(threads_),
+                    AlignedFloats(size_t(workspace_floats(model_, plan_, threads_))));
   const size_t floats = size_t(model.param_floats);
   params.assign(floats, 0.0f);
   m.assign(floats, 0.0f);
   v.assign(floats, 0.0f);
   grads_.assign(size_t(threads_), AlignedFloats(floats, 0.0f));
+  if (micro_batches(batch, threads_) > 1)
+    micro_grads_.assign(size_t(threads_), AlignedFloats(floats, 0.0f));
+  grad_pointers_.assign(size_t(threads_), nullptr);
   partial_.assign(size_t(threads_), {});
+  into_micro_.assign(size_t(threads_), 0);
   labels_.assign(size_t(batch), 0);
   // Eigen's GEMM keeps the CPU's cache sizes in a static set up on first use: set it up here,
   // before threads share it.
@@ -113,12 +135,12 @@ void CpuEngine::forward_layer(const PlanOp& op, int lo, int n, int thread) {
   float* y = act(op.y, lo);
   switch (op.kind) {
     case LayerKind::Conv:
-      conv_forward(conv_geom(l, n), x, weight(l, params), bias(l, params), y,
-                   workspace_[size_t(thread)].data());
-      break;
+      conv_forward_fast(conv_geom(l, n), x, weight(l, params), bias(l, params), op.relu, y,
+                        workspace_[size_t(thread)].data());
+      return;  // ReLU included
     case LayerKind::MaxPool:
-      maxpool_forward(pool_geom(l, n), x, y,
-                      argmax_[size_t(op.argmax)].data() + int64_t(lo) * l.out.size());
+      maxpool_forward_fast(pool_geom(l, n), x, y,
+                           argmax_[size_t(op.argmax)].data() + int64_t(lo) * l.out.size());
       break;
     case LayerKind::Flatten:  // a view: y is x
       break;
@@ -132,16 +154,20 @@ void CpuEngine::forward_layer(const PlanOp& op, int lo, int n, int thread) {
 void CpuEngine::backward_layer(const PlanOp& op, int lo, int n, int thread) {
   const Layer& l = model_.layers[size_t(op.layer)];
   float* ws = workspace_[size_t(thread)].data();
-  AlignedFloats& g = grads_[size_t(thread)];
+  AlignedFloats& g = into_micro_[size_t(thread)] ? micro_grads_[size_t(thread)]
+                                                 : grads_[size_t(thread)];
   const float* x = act(op.x, lo);
   const float* y = act(op.y, lo);
   float* dy = grad(op.y, lo);
   float* dx = op.need_dx ? grad(op.x, lo) : nullptr;
+  if (op.kind == LayerKind::Conv) {  // ReLU's backward included
+    conv_backward_fast(conv_geom(l, n), x, op.relu ? y : nullptr, dy, weight(l, params),
+                       weight(l, g), bias(l, g), dx, ws);
+    return;
+  }
   if (op.relu) relu_backward(int64_t(n) * l.out.size(), y, dy);
   switch (op.kind) {
-    case LayerKind::Conv:
-      conv_backward_filter(conv_geom(l, n), x, dy, weight(l, g), bias(l, g), ws);
-      if (dx) conv_backward_data(conv_geom(l, n), dy, weight(l, params), dx, ws);
+    case LayerKind::Conv:  // above
       break;
     case LayerKind::MaxPool:
       if (dx)
@@ -287,6 +313,24 @@ void CpuEngine::adam(float lr_t, const Hyper& h) {
   cpu::adam(int64_t(params.size()), params.data(), grads_[0].data(), m.data(), v.data(), &sp);
 }
 
+void CpuEngine::update(int count, float lr_t, const Hyper& h) {
+  StepParams sp;
+  sp.lr_t = lr_t;
+  sp.beta1 = h.beta1;
+  sp.beta2 = h.beta2;
+  sp.eps = h.eps;
+  const int parts = std::min(threads_, count);
+  std::vector<float*>& g = grad_pointers_;
+  for (int t = 0; t < threads_; ++t) g[size_t(t)] = grads_[size_t(t)].data();
+  // Ranges of whole 64-byte lines, so that no two threads write the same cache line.
+  const int64_t lines = (int64_t(params.size()) + 15) / 16;
+  slices(threads_, [&](int lo, int n, int) {
+    const int64_t begin = lines * lo / threads_ * 16;
+    const int64_t end = std::min<int64_t>(lines * (lo + n) / threads_ * 16, int64_t(params.size()));
+    sum_and_adam(begin, end, g.data(), parts, params.data(), m.data(), v.data(), &sp);
+  });
+}
+
 void CpuEngine::train_step(const uint8_t* images, const uint8_t* labels, const int32_t* order,
                            int count, float lr_t, const Hyper& h, Metrics* metrics) {
   if (count < 1 || count > plan_.max_batch)
@@ -294,14 +338,31 @@ void CpuEngine::train_step(const uint8_t* images, const uint8_t* labels, const i
                 std::to_string(plan_.max_batch));
   const float scale = 1.0f / float(count);  // mean cross-entropy over the batch
   slices(count, [&](int lo, int n, int thread) {
-    gather(images, labels, order, lo, n);
-    forward(lo, n, thread);
-    loss(lo, n, thread, scale);
-    backward(lo, n, thread);
+    // kMicroBatch images at a time through forward, loss and backward, so that their
+    // activations are still in the core's cache when the backward reads them. The first
+    // one's gradient goes to grads(thread), each later one's is added to it.
+    Metrics part{0.0, 0, 0};
+    for (int at = lo; at < lo + n; at += kMicroBatch) {
+      const int k = std::min(kMicroBatch, lo + n - at);
+      gather(images, labels, order, at, k);
+      forward(at, k, thread);
+      loss(at, k, thread, scale);
+      part.loss_sum += partial_[size_t(thread)].loss_sum;
+      part.correct += partial_[size_t(thread)].correct;
+      part.count += k;
+      into_micro_[size_t(thread)] = at > lo;
+      backward(at, k, thread);
+      if (at > lo) {
+        float* sum = grads_[size_t(thread)].data();
+        const float* add = micro_grads_[size_t(thread)].data();
+        for (size_t i = 0; i < params.size(); ++i) sum[i] += add[i];
+      }
+    }
+    into_micro_[size_t(thread)] = false;
+    partial_[size_t(thread)] = part;
   });
   if (metrics) add_partials(count, metrics);
-  sum_gradients(count);
-  adam(lr_t, h);
+  update(count, lr_t, h);
 }
 
 }  // namespace splitconv::cpu

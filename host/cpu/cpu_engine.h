@@ -1,7 +1,8 @@
-// The CPU engine: runs a step plan (splitconv/plan.h) with the CPU ops. A batch is split into
-// one contiguous slice per thread; each thread runs forward, loss and backward on its slice
-// (the ops are single-threaded), writing parameter gradients into its own flat buffer. The
-// buffers are summed in thread order, so a step is deterministic for a given thread count.
+// The CPU engine: runs a step plan (splitconv/plan.h) with the CPU ops (convolutions and
+// pooling: the fast ops of engine_ops.h). A batch is split into one contiguous slice per
+// thread; each thread runs forward, loss and backward on its slice (the ops are
+// single-threaded), writing parameter gradients into its own flat buffer. The buffers are
+// summed in thread order, so a step is deterministic for a given thread count.
 // Used by the CPU backend (cpu_backend.cpp) and by `bench layers` on the CPU.
 #pragma once
 #include <cstdint>
@@ -20,7 +21,7 @@ namespace splitconv::cpu {
 struct CpuMemory {
   int64_t parameters = 0;   // parameters, Adam's m and v, one gradient buffer per thread
   int64_t activations = 0;  // the plan's activation, gradient and arg-max buffers, the labels
-  int64_t workspace = 0;    // one im2col workspace per thread
+  int64_t workspace = 0;    // one workspace per thread (engine_ops.h), for the largest slice
   int64_t total() const;    // saturates at INT64_MAX
 };
 
@@ -60,6 +61,16 @@ class CpuEngine {
   void sum_gradients(int count);
   // One Adam step of the parameters with grads(0).
   void adam(float lr_t, const Hyper& h);
+  // sum_gradients and adam in one parallel section, each thread on its own range of the
+  // parameters: the same bits as the two calls.
+  void update(int count, float lr_t, const Hyper& h);
+
+  // Images a thread takes through forward, loss and backward at a time in train_step (its
+  // slice in pieces of this size, each piece's gradient added to the slice's): a piece's
+  // activations and gradients stay within a core's cache.
+  static constexpr int kMicroBatch = 16;
+  // How many pieces the largest slice of a max_batch step on `threads` threads makes.
+  static int micro_batches(int max_batch, int threads);
 
   // A whole training step on images[order[0..count)] (the CPU backend's train_step).
   void train_step(const uint8_t* images, const uint8_t* labels, const int32_t* order, int count,
@@ -93,6 +104,9 @@ class CpuEngine {
   std::vector<std::vector<int32_t>> argmax_;   // per max-pool
   std::vector<AlignedFloats> workspace_;       // per thread
   std::vector<AlignedFloats> grads_;           // per thread; [0] receives the sum
+  std::vector<float*> grad_pointers_;          // grads_'s data, for update()
+  std::vector<AlignedFloats> micro_grads_;     // per thread, where micro_batches() > 1
+  std::vector<char> into_micro_;               // per thread: backward_layer writes micro_grads_
   std::vector<Metrics> partial_;               // per thread
   std::vector<uint8_t> labels_;                // the batch's labels
   std::unique_ptr<Workers> workers_;

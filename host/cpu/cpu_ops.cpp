@@ -1,6 +1,6 @@
 // The CPU ops: plain loops where the work is memory-bound, im2col + Eigen GEMM where it is
-// compute-bound. Single-threaded on purpose: the CPU backend splits a batch over its threads
-// and calls these on slices, so each op stays a readable specification.
+// compute-bound. Single-threaded on purpose, so each op stays a readable specification; the
+// CPU engine runs its convolutions and pooling with the fast ops of engine_ops.h instead.
 #include "cpu/cpu_ops.h"
 
 #include <Eigen/Core>

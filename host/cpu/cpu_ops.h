@@ -1,5 +1,6 @@
-// The CPU ops: the readable reference every CUDA op is tested against. Shapes are in the
-// geometry structs (splitconv/tensor.h); all tensors NCHW float32, weights OIHW / [out,in].
+// The CPU ops: the readable reference every CUDA op, and every fast op of the CPU engine
+// (engine_ops.h), is tested against. Shapes are in the geometry structs (splitconv/tensor.h);
+// all tensors NCHW float32, weights OIHW / [out,in].
 #pragma once
 #include <cstdint>
 

@@ -63,6 +63,10 @@ helps "$t/svd-experiment.sh" --help
 refused 2 "'--bogus'" "$t/bench/cpu-vs-pytorch.sh" --bogus
 refused 2 "'many'" "$t/bench/cpu-vs-pytorch.sh" v0 many
 helps "$t/bench/cpu-vs-pytorch.sh" --help
+refused 2 "'--bogus'" "$t/bench/conv-vs-pytorch.sh" --bogus
+refused 2 "'x'" "$t/bench/conv-vs-pytorch.sh" 2 x
+refused 2 "got 3" "$t/bench/conv-vs-pytorch.sh" 2 7 9
+helps "$t/bench/conv-vs-pytorch.sh" --help
 helps "$t/run.sh" --help
 refused 2 "kind 'gpu'" "$t/profile.sh" --table gpu x.csv
 refused 2 "got 3" "$t/profile.sh" a b c
@@ -80,6 +84,9 @@ else  # without PyTorch it says so first, and which package brings it
   refused 3 python3-torch python3 "$t/peer/pytorch_seed.py" --bogus
 fi
 helps python3 "$t/peer/pytorch_seed.py" --help
+refused 2 --bogus python3 "$t/peer/pytorch_conv.py" --bogus
+refused 2 "'5'" python3 "$t/peer/pytorch_conv.py" --size 5
+helps python3 "$t/peer/pytorch_conv.py" --help
 
 # Relative paths are the caller's: run from $work, they must name files in $work.
 echo "input 4x4x1" >m.net

@@ -1,0 +1,590 @@
+// The CPU engine's fast ops (engine_ops.h): convolutions as im2col + Eigen GEMM over several
+// images at once or as direct loops, the max-pool, the update.
+#include "cpu/engine_ops.h"
+
+#include <Eigen/Core>
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "cpu/cpu_ops.h"
+
+namespace splitconv::cpu {
+namespace {
+
+using MatR = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+using MapR = Eigen::Map<MatR>;
+using CMapR = Eigen::Map<const MatR>;
+
+// A GEMM's output columns per chunk of images: enough that Eigen's kernels run at speed on
+// small maps, few enough that a chunk's columns stay in a core's L2 cache.
+constexpr int64_t kChunkColumns = 1024;
+
+int64_t round16(int64_t f) { return (f + 15) / 16 * 16; }  // keeps each part 64-byte aligned
+
+int64_t patch(const ConvGeom& g) { return int64_t(g.c) * g.kh * g.kw; }
+int64_t plane(const ConvGeom& g) { return int64_t(g.oh) * g.ow; }
+
+// Images per GEMM: a whole slice of g.n images runs as ⌈n / chunk⌉ GEMMs of `chunk` images.
+int chunk_images(const ConvGeom& g) {
+  const int64_t p = std::max<int64_t>(plane(g), 1);
+  return int(std::clamp<int64_t>((kChunkColumns + p - 1) / p, 1, std::max(g.n, 1)));
+}
+
+// Output columns [lo, hi) whose input column o·s + j − pad falls inside [0, size).
+void valid_range(int out, int size, int s, int j, int pad, int* lo, int* hi) {
+  const int first = pad - j;
+  *lo = first <= 0 ? 0 : (first + s - 1) / s;
+  const int last = size - 1 + pad - j;
+  *hi = last < 0 ? 0 : std::min(out, last / s + 1);
+  *lo = std::min(*lo, *hi);
+}
+
+// Vectors of kLanes floats (GCC/Clang vector types: the host's vector unit, plain code
+// without one).
+constexpr int kLanes = 16;
+typedef float Lanes __attribute__((vector_size(kLanes * sizeof(float))));
+constexpr int kFilterBlock = 8;  // output channels per pass over a row (forward)
+constexpr int kGradBlock = 4;    // output channels per pass over the images (weight gradient)
+
+void store(float* p, Lanes v) { std::memcpy(p, &v, sizeof v); }
+
+Lanes load(const float* p) {
+  Lanes v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+
+typedef int32_t IntLanes __attribute__((vector_size(kLanes * sizeof(float))));
+
+// v where y > 0, else 0 (the ReLU's backward), lane by lane.
+Lanes where_positive(Lanes y, Lanes v) {
+  const IntLanes keep = y > 0.0f;
+  return reinterpret_cast<Lanes>(reinterpret_cast<IntLanes>(v) & keep);
+}
+
+// where take (all ones or zero per lane): a, else b.
+Lanes select(IntLanes take, Lanes a, Lanes b) {
+  return reinterpret_cast<Lanes>((reinterpret_cast<IntLanes>(a) & take) |
+                                 (reinterpret_cast<IntLanes>(b) & ~take));
+}
+IntLanes select(IntLanes take, IntLanes a, IntLanes b) { return (a & take) | (b & ~take); }
+
+// The even and the odd lanes of the 2·kLanes floats lo, hi.
+static_assert(kLanes == 16, "even_lanes and odd_lanes spell out 16 lanes");
+Lanes even_lanes(Lanes lo, Lanes hi) {
+  return __builtin_shufflevector(lo, hi, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+}
+Lanes odd_lanes(Lanes lo, Lanes hi) {
+  return __builtin_shufflevector(lo, hi, 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+}
+
+// Σ p[0..n) in a fixed order: kLanes running sums, then the lanes and the tail in order.
+float lane_sum(const float* p, int64_t n) {
+  Lanes acc = {};
+  int64_t q = 0;
+  for (; q + kLanes <= n; q += kLanes) acc += load(p + q);
+  float sum = 0.0f;
+  for (int l = 0; l < kLanes; ++l) sum += acc[l];
+  for (; q < n; ++q) sum += p[q];
+  return sum;
+}
+
+// dst[0..n) = src[0..n) in whole vectors, which may write up to kLanes − 1 floats past
+// dst + n (im2col rewrites them next, or they fall in the workspace's slack); src is read
+// past src + n only below src_end.
+void copy_ahead(float* dst, const float* src, int n, const float* src_end) {
+  int q = 0;
+  for (; q < n && src + q + kLanes <= src_end; q += kLanes) store(dst + q, load(src + q));
+  for (; q < n; ++q) dst[q] = src[q];
+}
+
+// `count` images from x (c×h×w each, the slice ending at x_end) into a (c·kh·kw)×ld matrix,
+// image i in columns [i·oh·ow, (i+1)·oh·ow). Written in order, row by row, image by image,
+// so what copy_ahead writes past a row's part is rewritten after it.
+void im2col(const ConvGeom& g, const float* x, int count, float* cols, int64_t ld,
+            const float* x_end) {
+  const int64_t p = plane(g), image = int64_t(g.c) * g.h * g.w;
+  for (int c = 0; c < g.c; ++c) {
+    for (int i = 0; i < g.kh; ++i) {
+      for (int j = 0; j < g.kw; ++j) {
+        float* row = cols + ((int64_t(c) * g.kh + i) * g.kw + j) * ld;
+        int xlo, xhi;
+        valid_range(g.ow, g.w, g.stride, j, g.pad_left, &xlo, &xhi);
+        // Stride 1 with every window row and column inside the map: each output row is a
+        // plain run of the input row, copied in whole vectors.
+        const bool inside = g.stride == 1 && xlo == 0 && xhi == g.ow && i >= g.pad_top &&
+                            g.oh - 1 + i - g.pad_top < g.h;
+        const int vectors = (g.ow + kLanes - 1) / kLanes;
+        for (int n = 0; n < count; ++n) {
+          const int64_t first = n * image + (int64_t(c) * g.h + i - g.pad_top) * g.w + j - g.pad_left;
+          if (inside && x + first + int64_t(g.oh - 1) * g.w + vectors * kLanes <= x_end) {
+            float* out = row + n * p;
+            for (int oy = 0; oy < g.oh; ++oy)
+              for (int v = 0; v < vectors; ++v)
+                store(out + int64_t(oy) * g.ow + v * kLanes,
+                      load(x + first + int64_t(oy) * g.w + v * kLanes));
+            continue;
+          }
+          for (int oy = 0; oy < g.oh; ++oy) {
+            float* out = row + n * p + int64_t(oy) * g.ow;
+            const int iy = oy * g.stride + i - g.pad_top;
+            if (iy < 0 || iy >= g.h) {
+              std::fill(out, out + g.ow, 0.0f);
+              continue;
+            }
+            const float* in = x + n * image + (int64_t(c) * g.h + iy) * g.w + j - g.pad_left;
+            std::fill(out, out + xlo, 0.0f);
+            if (g.stride == 1) {
+              copy_ahead(out + xlo, in + xlo, xhi - xlo, x_end);
+            } else {
+              for (int ox = xlo; ox < xhi; ++ox) out[ox] = in[ox * g.stride];
+            }
+            std::fill(out + xhi, out + g.ow, 0.0f);
+          }
+        }
+      }
+    }
+  }
+}
+
+// The adjoint for stride 1, written as a gather: each kLanes-wide piece of a row of dx is the
+// sum of the columns that read it, in the reference's order (by c, i, j), so it is
+// overwritten, not accumulated, and gives the reference's bits. The columns are read in whole
+// vectors and masked: cols needs col2im_lead floats before it and col2im_tail after it. dx
+// holds `count` images and ends at dx_end; a piece's lanes past a row's end are written into
+// the next row, which is computed later (or, at dx_end, stored lane by lane).
+int64_t col2im_lead(const ConvGeom& g) { return round16(int64_t(g.kw) + kLanes); }
+int64_t col2im_tail(const ConvGeom& g) { return round16(int64_t(g.w) + g.pad_left + 2 * kLanes); }
+
+void col2im_stride1(const ConvGeom& g, const float* cols, int64_t ld, int count, float* dx,
+                    const float* dx_end) {
+  const int64_t p = plane(g), image = int64_t(g.c) * g.h * g.w;
+  const int tiles = (g.w + kLanes - 1) / kLanes;
+  IntLanes lane;
+  for (int l = 0; l < kLanes; ++l) lane[l] = l;
+  for (int n = 0; n < count; ++n) {
+    for (int c = 0; c < g.c; ++c) {
+      for (int iy = 0; iy < g.h; ++iy) {
+        float* drow = dx + n * image + (int64_t(c) * g.h + iy) * g.w;
+        for (int t = 0; t < tiles; ++t) {
+          Lanes acc = {};
+          for (int i = 0; i < g.kh; ++i) {
+            const int oy = iy + g.pad_top - i;
+            if (oy < 0 || oy >= g.oh) continue;
+            for (int j = 0; j < g.kw; ++j) {
+              const int shift = t * kLanes + g.pad_left - j;  // lane 0's output column
+              const float* src = cols + ((int64_t(c) * g.kh + i) * g.kw + j) * ld + n * p +
+                                 int64_t(oy) * g.ow + shift;
+              const IntLanes ox = lane + shift;
+              acc += select((ox >= 0) & (ox < g.ow), load(src), Lanes{});
+            }
+          }
+          float* out = drow + t * kLanes;
+          if (out + kLanes <= dx_end) {
+            store(out, acc);
+          } else {
+            for (int l = 0; l < kLanes && out + l < dx_end; ++l) out[l] = acc[l];
+          }
+        }
+      }
+    }
+  }
+}
+
+// The adjoint: dx (one image, zeroed by the caller) += its columns of cols (leading dim ld).
+void col2im(const ConvGeom& g, const float* cols, int64_t ld, float* dx) {
+  for (int c = 0; c < g.c; ++c) {
+    for (int i = 0; i < g.kh; ++i) {
+      for (int j = 0; j < g.kw; ++j) {
+        const float* row = cols + ((int64_t(c) * g.kh + i) * g.kw + j) * ld;
+        int xlo, xhi;
+        valid_range(g.ow, g.w, g.stride, j, g.pad_left, &xlo, &xhi);
+        for (int oy = 0; oy < g.oh; ++oy) {
+          const int iy = oy * g.stride + i - g.pad_top;
+          if (iy < 0 || iy >= g.h) continue;
+          const float* in = row + int64_t(oy) * g.ow;
+          float* out = dx + (int64_t(c) * g.h + iy) * g.w + j - g.pad_left;
+          if (g.stride == 1) {
+            for (int ox = xlo; ox < xhi; ++ox) out[ox] += in[ox];
+          } else {
+            for (int ox = xlo; ox < xhi; ++ox) out[ox * g.stride] += in[ox];
+          }
+        }
+      }
+    }
+  }
+}
+
+// Direct convolution, for one input channel (a GEMM of c·kh·kw = kh·kw rows is too thin to
+// run fast) and stride 1. An image is copied once, zero-padded, into the workspace as a
+// (oh+kh−1)×(ow+kw−1) map with a zeroed tail; outputs are computed kLanes of a row at a time,
+// reading whole vectors: the lanes past a row's end read padding or the next row, and are
+// never stored.
+bool direct(const ConvGeom& g) { return g.c == 1 && g.stride == 1; }
+
+int padded_w(const ConvGeom& g) { return g.ow + g.kw - 1; }
+int64_t padded_floats(const ConvGeom& g) {
+  return round16(int64_t(g.oh + g.kh - 1) * padded_w(g) + kLanes);
+}
+
+// Image x (1×h×w) into the padded map (see above).
+void pad_image(const ConvGeom& g, const float* x, float* map) {
+  const int pw = padded_w(g);
+  std::fill(map, map + padded_floats(g), 0.0f);
+  for (int iy = 0; iy < g.h; ++iy) {
+    const int py = iy + g.pad_top;
+    if (py >= g.oh + g.kh - 1) break;  // rows past the last window (valid padding's remainder)
+    const int cols = std::min(g.w, pw - g.pad_left);
+    std::copy(x + int64_t(iy) * g.w, x + int64_t(iy) * g.w + cols, map + int64_t(py) * pw + g.pad_left);
+  }
+}
+
+// The direct path's workspace: every image of the slice padded, the weights in blocks of
+// kFilterBlock filters (zero rows past m), and the general backward's running sums.
+int64_t filter_blocks(const ConvGeom& g) { return (g.m + kFilterBlock - 1) / kFilterBlock; }
+int64_t direct_workspace(const ConvGeom& g) {
+  const int64_t taps = int64_t(g.kh) * g.kw;
+  return std::max(g.n, 1) * padded_floats(g) +
+         round16(filter_blocks(g) * kFilterBlock * taps) + (taps + 1) * g.m * kLanes;
+}
+
+// Where the t-th of `tiles` kLanes-wide tiles of a row of ow outputs starts: every kLanes,
+// and where ow ≥ kLanes the last one moved back to end at ow, overlapping the one before
+// (so every store is a whole vector inside the row). ow < kLanes: one partial tile.
+int tile_start(int t, int tiles, int ow) {
+  return ow >= kLanes && t == tiles - 1 ? ow - kLanes : t * kLanes;
+}
+
+// KH, KW: the window when known at compile time (the loops over it unroll), else 0.
+template <int KH, int KW>
+void direct_forward(const ConvGeom& g, const float* x, const float* w, const float* b, bool relu,
+                    float* y, float* workspace) {
+  const int kh = KH ? KH : g.kh, kw = KW ? KW : g.kw;
+  const int taps = kh * kw, pw = padded_w(g), tiles = (g.ow + kLanes - 1) / kLanes;
+  const int64_t p = plane(g), image = int64_t(g.h) * g.w;
+  float* map = workspace;
+  float* wblocks = workspace + padded_floats(g);  // [block][tap][filter of the block]
+  std::fill(wblocks, wblocks + filter_blocks(g) * kFilterBlock * taps, 0.0f);
+  for (int m = 0; m < g.m; ++m)
+    for (int tap = 0; tap < taps; ++tap)
+      wblocks[(m / kFilterBlock * taps + tap) * kFilterBlock + m % kFilterBlock] = w[m * taps + tap];
+  for (int n = 0; n < g.n; ++n) {
+    pad_image(g, x + n * image, map);
+    for (int m0 = 0; m0 < g.m; m0 += kFilterBlock) {
+      const int mb = std::min(kFilterBlock, g.m - m0);
+      const float* wb = wblocks + int64_t(m0) * taps;
+      for (int oy = 0; oy < g.oh; ++oy) {
+        for (int t = 0; t < tiles; ++t) {
+          const int ox = tile_start(t, tiles, g.ow);
+          Lanes acc[kFilterBlock] = {};
+          for (int i = 0; i < kh; ++i) {
+            const float* row = map + int64_t(oy + i) * pw + ox;
+            for (int j = 0; j < kw; ++j) {
+              const Lanes v = load(row + j);
+              const float* wt = wb + (i * kw + j) * kFilterBlock;
+              for (int r = 0; r < kFilterBlock; ++r) acc[r] += wt[r] * v;
+            }
+          }
+          for (int r = 0; r < mb; ++r) {
+            float* dst = y + (n * int64_t(g.m) + m0 + r) * p + int64_t(oy) * g.ow + ox;
+            Lanes v = acc[r] + b[m0 + r];
+            if (relu) v = select(v > 0.0f, v, Lanes{});
+            if (g.ow >= kLanes) {
+              store(dst, v);
+            } else {
+              for (int l = 0; l < g.ow; ++l) dst[l] = v[l];
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+// The ReLU-masked dy of kLanes outputs at `at` (those of one tile; `fresh`: the lanes the
+// tile counts), or of the g.ow < kLanes of a whole row.
+Lanes masked_dy(const ConvGeom& g, const float* y, const float* dy, int64_t at, IntLanes fresh) {
+  Lanes d = {};
+  if (g.ow >= kLanes) {
+    d = y ? where_positive(load(y + at), load(dy + at)) : load(dy + at);
+    d = select(fresh, d, Lanes{});
+  } else {
+    for (int l = 0; l < g.ow; ++l) d[l] = !y || y[at + l] > 0.0f ? dy[at + l] : 0.0f;
+  }
+  return d;
+}
+
+// dw and db of a direct conv (its dx is not asked for: a first layer). Each lane sums its
+// own share of the products, the lanes are added in order at the end. With the window known
+// at compile time, kGradBlock filters' sums stay in registers over the whole slice.
+template <int KH, int KW>
+void direct_backward_filter(const ConvGeom& g, const float* x, const float* y, const float* dy,
+                            float* dw, float* db, float* workspace) {
+  constexpr int kTaps = KH * KW;
+  const int pw = padded_w(g), tiles = (g.ow + kLanes - 1) / kLanes;
+  const int64_t p = plane(g), image = int64_t(g.h) * g.w, padded = padded_floats(g);
+  for (int n = 0; n < g.n; ++n) pad_image(g, x + n * image, workspace + n * padded);
+  IntLanes lane;
+  for (int l = 0; l < kLanes; ++l) lane[l] = l;
+  for (int m0 = 0; m0 < g.m; m0 += kGradBlock) {
+    const int mb = std::min(kGradBlock, g.m - m0);
+    Lanes acc[kGradBlock][kTaps + 1] = {};  // [filter][tap], then db
+    for (int n = 0; n < g.n; ++n) {
+      const float* map = workspace + n * padded;
+      for (int oy = 0; oy < g.oh; ++oy) {
+        for (int t = 0; t < tiles; ++t) {
+          const int ox = tile_start(t, tiles, g.ow);
+          const IntLanes fresh = lane >= t * kLanes - ox;  // the lanes no earlier tile counted
+          Lanes d[kGradBlock] = {};
+          for (int r = 0; r < mb; ++r) {
+            d[r] = masked_dy(g, y, dy, (n * int64_t(g.m) + m0 + r) * p + int64_t(oy) * g.ow + ox,
+                             fresh);
+            acc[r][kTaps] += d[r];
+          }
+          for (int i = 0; i < KH; ++i) {
+            const float* row = map + int64_t(oy + i) * pw + ox;
+            for (int j = 0; j < KW; ++j) {
+              const Lanes v = load(row + j);
+              for (int r = 0; r < kGradBlock; ++r) acc[r][i * KW + j] += d[r] * v;
+            }
+          }
+        }
+      }
+    }
+    for (int r = 0; r < mb; ++r) {
+      for (int tap = 0; tap <= kTaps; ++tap) {
+        float sum = 0.0f;
+        for (int l = 0; l < kLanes; ++l) sum += acc[r][tap][l];
+        if (tap < kTaps) {
+          dw[int64_t(m0 + r) * kTaps + tap] = sum;
+        } else {
+          db[m0 + r] = sum;
+        }
+      }
+    }
+  }
+}
+
+// The same for any window: the running sums of all filters in the workspace.
+void direct_backward_filter_any(const ConvGeom& g, const float* x, const float* y,
+                                const float* dy, float* dw, float* db, float* workspace) {
+  const int taps = g.kh * g.kw, pw = padded_w(g), tiles = (g.ow + kLanes - 1) / kLanes;
+  const int64_t p = plane(g), image = int64_t(g.h) * g.w;
+  float* map = workspace;
+  // Per output channel: taps running sums of dw, then one of db.
+  Lanes* acc = reinterpret_cast<Lanes*>(workspace + std::max(g.n, 1) * padded_floats(g) +
+                                        round16(filter_blocks(g) * kFilterBlock * taps));
+  std::fill(acc, acc + int64_t(taps + 1) * g.m, Lanes{});
+  IntLanes lane;
+  for (int l = 0; l < kLanes; ++l) lane[l] = l;
+  for (int n = 0; n < g.n; ++n) {
+    pad_image(g, x + n * image, map);
+    for (int m = 0; m < g.m; ++m) {
+      Lanes* a = acc + int64_t(m) * (taps + 1);
+      for (int oy = 0; oy < g.oh; ++oy) {
+        for (int t = 0; t < tiles; ++t) {
+          const int ox = tile_start(t, tiles, g.ow);
+          const Lanes d = masked_dy(g, y, dy, (n * int64_t(g.m) + m) * p + int64_t(oy) * g.ow + ox,
+                                    lane >= t * kLanes - ox);
+          a[taps] += d;
+          for (int i = 0; i < g.kh; ++i) {
+            const float* row = map + int64_t(oy + i) * pw + ox;
+            for (int j = 0; j < g.kw; ++j) a[i * g.kw + j] += d * load(row + j);
+          }
+        }
+      }
+    }
+  }
+  for (int m = 0; m < g.m; ++m) {
+    for (int tap = 0; tap <= taps; ++tap) {
+      float sum = 0.0f;
+      for (int l = 0; l < kLanes; ++l) sum += acc[int64_t(m) * (taps + 1) + tap][l];
+      if (tap < taps) {
+        dw[int64_t(m) * taps + tap] = sum;
+      } else {
+        db[m] = sum;
+      }
+    }
+  }
+}
+
+}  // namespace
+
+// The GEMM path's workspace: col2im's lead, the columns of a chunk and col2im's tail (which
+// also takes what im2col writes past the last row), then the chunk's output or gradient as
+// m × images·p when a chunk holds more than one image.
+int64_t cols_floats(const ConvGeom& g) {
+  return round16(patch(g) * chunk_images(g) * plane(g)) + col2im_tail(g);
+}
+
+int64_t conv_fast_workspace(const ConvGeom& g) {
+  const int64_t out = chunk_images(g) > 1 ? round16(int64_t(g.m) * chunk_images(g) * plane(g)) : 0;
+  const int64_t gemm = col2im_lead(g) + cols_floats(g) + out;
+  return direct(g) ? std::max(gemm, direct_workspace(g)) : gemm;
+}
+
+void conv_forward_fast(const ConvGeom& g, const float* x, const float* w, const float* b, bool relu,
+                       float* y, float* workspace) {
+  if (direct(g)) {
+    if (g.kh == 3 && g.kw == 3) return direct_forward<3, 3>(g, x, w, b, relu, y, workspace);
+    if (g.kh == 5 && g.kw == 5) return direct_forward<5, 5>(g, x, w, b, relu, y, workspace);
+    return direct_forward<0, 0>(g, x, w, b, relu, y, workspace);
+  }
+  const int64_t k = patch(g), p = plane(g), image = int64_t(g.c) * g.h * g.w;
+  const int chunk = chunk_images(g);
+  const CMapR wmat(w, g.m, k);
+  float* cols = workspace + col2im_lead(g);
+  float* out = cols + cols_floats(g);
+  for (int n0 = 0; n0 < g.n; n0 += chunk) {
+    const int count = std::min(chunk, g.n - n0);
+    const int64_t ld = count * p;
+    im2col(g, x + n0 * image, count, cols, ld, x + g.n * image);
+    // One image: the GEMM writes y itself; several: out (m × images·p), then spread to NCHW.
+    float* dst = count == 1 ? y + n0 * g.m * p : out;
+    MapR(dst, g.m, ld).noalias() = wmat * CMapR(cols, k, ld);
+    for (int i = 0; i < count; ++i) {
+      for (int m = 0; m < g.m; ++m) {
+        const float* src = dst + m * ld + (count == 1 ? 0 : i * p);
+        float* to = y + ((n0 + i) * int64_t(g.m) + m) * p;
+        const float bias = b[m];
+        if (relu) {
+          for (int64_t q = 0; q < p; ++q) {
+            const float v = src[q] + bias;
+            to[q] = v > 0.0f ? v : 0.0f;
+          }
+        } else {
+          for (int64_t q = 0; q < p; ++q) to[q] = src[q] + bias;
+        }
+      }
+    }
+  }
+}
+
+void conv_backward_fast(const ConvGeom& g, const float* x, const float* y, float* dy,
+                        const float* w, float* dw, float* db, float* dx, float* workspace) {
+  if (direct(g) && !dx) {
+    if (g.kh == 3 && g.kw == 3) return direct_backward_filter<3, 3>(g, x, y, dy, dw, db, workspace);
+    return direct_backward_filter_any(g, x, y, dy, dw, db, workspace);
+  }
+  const int64_t k = patch(g), p = plane(g), image = int64_t(g.c) * g.h * g.w;
+  const int chunk = chunk_images(g);
+  const CMapR wmat(w, g.m, k);
+  MapR dwmat(dw, g.m, k);
+  float* cols = workspace + col2im_lead(g);
+  float* gathered = cols + cols_floats(g);
+  std::fill(db, db + g.m, 0.0f);
+  if (dx && g.stride != 1) std::fill(dx, dx + g.x_size(), 0.0f);  // col2im accumulates
+  for (int n0 = 0; n0 < g.n; n0 += chunk) {
+    const int count = std::min(chunk, g.n - n0);
+    const int64_t ld = count * p;
+    // The chunk's dy as m × images·p (one image: dy itself), masked by the ReLU, and db.
+    float* dyc = count == 1 ? dy + n0 * g.m * p : gathered;
+    for (int i = 0; i < count; ++i) {
+      for (int m = 0; m < g.m; ++m) {
+        const int64_t at = ((n0 + i) * int64_t(g.m) + m) * p;
+        const float* src = dy + at;
+        float* to = dyc + m * ld + (count == 1 ? 0 : i * p);
+        if (y) {
+          const float* mask = y + at;
+          for (int64_t q = 0; q < p; ++q) to[q] = mask[q] > 0.0f ? src[q] : 0.0f;
+        } else if (to != src) {
+          std::copy(src, src + p, to);
+        }
+        db[m] += lane_sum(to, p);
+      }
+    }
+    const CMapR dymat(dyc, g.m, ld);
+    im2col(g, x + n0 * image, count, cols, ld, x + g.n * image);
+    if (n0 == 0) {
+      dwmat.noalias() = dymat * CMapR(cols, k, ld).transpose();
+    } else {
+      dwmat.noalias() += dymat * CMapR(cols, k, ld).transpose();
+    }
+    if (!dx) continue;
+    MapR(cols, k, ld).noalias() = wmat.transpose() * dymat;
+    if (g.stride == 1) {
+      col2im_stride1(g, cols, ld, count, dx + n0 * image, dx + g.n * image);
+    } else {
+      for (int i = 0; i < count; ++i) col2im(g, cols + i * p, ld, dx + (n0 + i) * image);
+    }
+  }
+}
+
+void maxpool_forward_fast(const PoolGeom& g, const float* x, float* y, int32_t* argmax) {
+  if (g.ph != 2 || g.pw != 2 || g.stride != 2) return maxpool_forward(g, x, y, argmax);
+  const int64_t planes = int64_t(g.n) * g.c;
+  const float* end = x + g.x_size();
+  const float* y_end = y + g.y_size();
+  IntLanes lane;
+  for (int l = 0; l < kLanes; ++l) lane[l] = 2 * l;
+  for (int64_t pl = 0; pl < planes; ++pl) {
+    const float* in = x + pl * g.h * g.w;
+    float* out = y + pl * g.oh * g.ow;
+    int32_t* arg = argmax + pl * g.oh * g.ow;
+    for (int oy = 0; oy < g.oh; ++oy) {
+      const float* r0 = in + 2 * oy * g.w;
+      const float* r1 = r0 + g.w;
+      const int row = 2 * oy * g.w;
+      int ox = 0;
+      // kLanes outputs at a time from 2·kLanes inputs of each row, split into even and odd
+      // columns; the lanes past the row read the next one and are not stored.
+      for (; ox < g.ow && r1 + 2 * (ox + kLanes) <= end; ox += kLanes) {
+        const Lanes a0 = load(r0 + 2 * ox), a1 = load(r0 + 2 * ox + kLanes);
+        const Lanes c0 = load(r1 + 2 * ox), c1 = load(r1 + 2 * ox + kLanes);
+        Lanes top = even_lanes(a0, a1);
+        IntLanes best = lane + (row + 2 * ox);
+        // As the reference: start at the corner, take a later one only when strictly larger.
+        IntLanes take = odd_lanes(a0, a1) > top;
+        best -= take;  // take is −1 where it holds: one column right
+        top = select(take, odd_lanes(a0, a1), top);
+        take = even_lanes(c0, c1) > top;
+        best = select(take, lane + (row + g.w + 2 * ox), best);
+        top = select(take, even_lanes(c0, c1), top);
+        take = odd_lanes(c0, c1) > top;
+        best = select(take, lane + (row + g.w + 2 * ox + 1), best);
+        top = select(take, odd_lanes(c0, c1), top);
+        // Lanes past the row go to the next one, which is written later; at the end of y,
+        // only the row's own.
+        float* to = out + oy * g.ow + ox;
+        if (to + kLanes <= y_end) {
+          store(to, top);
+          std::memcpy(arg + oy * g.ow + ox, &best, sizeof best);
+        } else {
+          for (int l = 0; l < std::min(kLanes, g.ow - ox); ++l) {
+            to[l] = top[l];
+            arg[oy * g.ow + ox + l] = best[l];
+          }
+        }
+      }
+      for (; ox < g.ow; ++ox) {  // the map's last rows: one output at a time
+        const float a = r0[2 * ox], b = r0[2 * ox + 1], c = r1[2 * ox], d = r1[2 * ox + 1];
+        float top = a;
+        int best = 0;
+        if (b > top) top = b, best = 1;
+        if (c > top) top = c, best = g.w;
+        if (d > top) top = d, best = g.w + 1;
+        out[oy * g.ow + ox] = top;
+        arg[oy * g.ow + ox] = row + 2 * ox + best;
+      }
+    }
+  }
+}
+
+void sum_and_adam(int64_t lo, int64_t hi, float* const* grads, int parts, float* p, float* m,
+                  float* v, const StepParams* sp) {
+  float* sum = grads[0];
+  for (int t = 1; t < parts; ++t) {
+    const float* part = grads[t];
+    for (int64_t i = lo; i < hi; ++i) sum[i] += part[i];
+  }
+  // cpu::adam's loop; this file is compiled without errno for sqrt, so it runs in vectors.
+  const float lr_t = sp->lr_t, beta1 = sp->beta1, beta2 = sp->beta2, eps = sp->eps;
+  for (int64_t i = lo; i < hi; ++i) {
+    m[i] = beta1 * m[i] + (1.0f - beta1) * sum[i];
+    v[i] = beta2 * v[i] + (1.0f - beta2) * sum[i] * sum[i];
+    p[i] -= lr_t * m[i] / (std::sqrt(v[i]) + eps);
+  }
+}
+
+}  // namespace splitconv::cpu

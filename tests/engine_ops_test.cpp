@@ -1,0 +1,260 @@
+// The CPU engine's convolutions (cpu/engine_ops.h) against the reference ops of cpu_ops.h:
+// forward with and without ReLU, and the fused backward, on odd shapes, every stride and
+// padding, batch 1, odd batches and batches that split into several GEMM chunks.
+#include "cpu/engine_ops.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cfloat>
+#include <cmath>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "cpu/aligned.h"
+#include "cpu/cpu_ops.h"
+#include "splitconv/random.h"
+
+namespace splitconv {
+namespace {
+
+using Floats = std::vector<float>;
+const float kNaN = std::numeric_limits<float>::quiet_NaN();
+constexpr float kGuard = 1234.5f;
+constexpr int64_t kGuardFloats = 64;
+
+// A conv geometry from explicit padding on all four sides (bottom/right are implied by oh/ow).
+ConvGeom conv(int n, int c, int h, int w, int m, int kh, int kw, int stride, int pt, int pb, int pl,
+              int pr) {
+  const int oh = (h + pt + pb - kh) / stride + 1, ow = (w + pl + pr - kw) / stride + 1;
+  return {n, c, h, w, m, kh, kw, stride, pt, pl, oh, ow};
+}
+
+struct Case {
+  std::string name;
+  ConvGeom g;
+};
+
+std::vector<Case> cases() {
+  std::vector<Case> all = {
+      {"3x1 valid", conv(2, 3, 7, 6, 4, 3, 1, 1, 0, 0, 0, 0)},
+      {"1x3 valid", conv(3, 2, 5, 7, 3, 1, 3, 1, 0, 0, 0, 0)},
+      {"3x1 same", conv(5, 4, 9, 7, 6, 3, 1, 1, 1, 1, 0, 0)},
+      {"1x3 same", conv(5, 6, 9, 7, 4, 1, 3, 1, 0, 0, 1, 1)},
+      {"5x1 same, 1 channel", conv(3, 1, 11, 9, 5, 5, 1, 1, 2, 2, 0, 0)},
+      {"1x5 valid, 1 channel", conv(3, 1, 11, 9, 5, 1, 5, 1, 0, 0, 0, 0)},
+      {"5x3 valid", conv(2, 2, 8, 6, 3, 5, 3, 1, 0, 0, 0, 0)},
+      {"4x4 same (pad 1 top/left, 2 bottom/right)", conv(3, 2, 7, 6, 3, 4, 4, 1, 1, 2, 1, 2)},
+      {"3x3 stride 2 same (pad 0/1 on the right)", conv(2, 2, 7, 8, 3, 3, 3, 2, 1, 1, 0, 1)},
+      {"3x3 stride 2 valid, remainder dropped", conv(3, 2, 8, 7, 2, 3, 3, 2, 0, 0, 0, 0)},
+      {"2x5 stride 3 same (pad 2 left and right)", conv(1, 3, 9, 10, 2, 2, 5, 3, 0, 0, 2, 2)},
+      {"1x1", conv(2, 4, 3, 5, 3, 1, 1, 1, 0, 0, 0, 0)},
+      {"1x1 stride 2", conv(3, 3, 6, 5, 2, 1, 1, 2, 0, 0, 0, 0)},
+      {"3x3 valid, 1 channel (conv1's shape, smaller)", conv(7, 1, 12, 11, 8, 3, 3, 1, 0, 0, 0, 0)},
+      {"3x3 same, 1 channel", conv(3, 1, 10, 13, 5, 3, 3, 1, 1, 1, 1, 1)},
+      {"3x3 stride 2, 1 channel", conv(3, 1, 10, 13, 5, 3, 3, 2, 0, 1, 0, 0)},
+      {"5x5 same, 1 channel, 9 filters", conv(3, 1, 12, 19, 9, 5, 5, 1, 2, 2, 2, 2)},
+      {"3x3 valid, 1 image", conv(1, 5, 9, 9, 7, 3, 3, 1, 0, 0, 0, 0)},
+      // 14×14 outputs: chunks of 6 images, the last one partial.
+      {"3x3 same, 13 images in 3 chunks", conv(13, 3, 14, 14, 5, 3, 3, 1, 1, 1, 1, 1)},
+      {"1x3 same, 13 images", conv(13, 4, 14, 14, 3, 1, 3, 1, 0, 0, 1, 1)},
+      // A map larger than a chunk: one image per GEMM.
+      {"3x3 valid, 36x36 map", conv(3, 2, 36, 36, 4, 3, 3, 1, 0, 0, 0, 0)},
+      {"3x3 valid, 36x36 map, 1 channel", conv(3, 1, 36, 36, 4, 3, 3, 1, 0, 0, 0, 0)},
+  };
+  return all;
+}
+
+// Integers in [lo, hi]: every product and sum of these cases is exact in float, so any
+// summation order gives the reference's bits.
+Floats random_ints(Rng& rng, int64_t n, int lo, int hi) {
+  Floats v(static_cast<size_t>(n));
+  for (auto& x : v) x = float(lo + int(rng.below(uint64_t(hi - lo + 1))));
+  return v;
+}
+
+Floats random_floats(Rng& rng, int64_t n) {
+  Floats v(static_cast<size_t>(n));
+  for (auto& x : v) x = rng.uniform(-1.0f, 1.0f);
+  return v;
+}
+
+Floats abs_of(const Floats& v) {
+  Floats a(v.size());
+  for (size_t i = 0; i < v.size(); ++i) a[i] = std::abs(v[i]);
+  return a;
+}
+
+// What the engine's kernels compute for one case, and the reference ops' answer.
+struct Outputs {
+  Floats y, dx, dw, db;
+};
+
+// The reference: conv_forward (+ relu_forward); relu_backward, conv_backward_filter, _data.
+Outputs reference(const ConvGeom& g, const Floats& x, const Floats& w, const Floats& b,
+                  const Floats& dy_in, bool relu, bool want_dx) {
+  Outputs o;
+  o.y.assign(size_t(g.y_size()), kNaN);
+  o.dx.assign(size_t(g.x_size()), kNaN);
+  o.dw.assign(size_t(g.w_size()), kNaN);
+  o.db.assign(size_t(g.m), kNaN);
+  Floats ws(size_t(cpu::conv_workspace(g)));
+  cpu::conv_forward(g, x.data(), w.data(), b.data(), o.y.data(), ws.data());
+  if (relu) cpu::relu_forward(g.y_size(), o.y.data());
+  Floats dy = dy_in;
+  if (relu) cpu::relu_backward(g.y_size(), o.y.data(), dy.data());
+  cpu::conv_backward_filter(g, x.data(), dy.data(), o.dw.data(), o.db.data(), ws.data());
+  if (want_dx) cpu::conv_backward_data(g, dy.data(), w.data(), o.dx.data(), ws.data());
+  return o;
+}
+
+// The engine's kernels, with NaN in every output (each must be overwritten) and a guard past
+// the workspace they asked for.
+Outputs fast(const ConvGeom& g, const Floats& x, const Floats& w, const Floats& b,
+             const Floats& dy_in, bool relu, bool want_dx) {
+  Outputs o;
+  o.y.assign(size_t(g.y_size()), kNaN);
+  o.dx.assign(size_t(g.x_size()), kNaN);
+  o.dw.assign(size_t(g.w_size()), kNaN);
+  o.db.assign(size_t(g.m), kNaN);
+  const int64_t room = cpu::conv_fast_workspace(g);
+  cpu::AlignedFloats ws(size_t(room + kGuardFloats), kGuard);
+  cpu::conv_forward_fast(g, x.data(), w.data(), b.data(), relu, o.y.data(), ws.data());
+  Floats dy = dy_in;
+  cpu::conv_backward_fast(g, x.data(), relu ? o.y.data() : nullptr, dy.data(), w.data(),
+                          o.dw.data(), o.db.data(), want_dx ? o.dx.data() : nullptr, ws.data());
+  EXPECT_TRUE(std::all_of(ws.begin() + room, ws.end(), [](float v) { return v == kGuard; }))
+      << "wrote past its workspace";
+  return o;
+}
+
+void expect_same_bits(const Floats& got, const Floats& want, const std::string& what) {
+  ASSERT_EQ(got.size(), want.size()) << what;
+  for (size_t i = 0; i < got.size(); ++i)
+    ASSERT_EQ(got[i], want[i]) << what << "[" << i << "]";
+}
+
+TEST(EngineConv, ExactOnIntegersEveryShape) {
+  Rng rng(1501);
+  for (const Case& c : cases()) {
+    for (bool relu : {false, true}) {
+      for (bool want_dx : {true, false}) {
+        SCOPED_TRACE(c.name + (relu ? ", relu" : "") + (want_dx ? "" : ", no dx"));
+        const ConvGeom& g = c.g;
+        const Floats x = random_ints(rng, g.x_size(), -3, 3), w = random_ints(rng, g.w_size(), -3, 3),
+                     b = random_ints(rng, g.m, -4, 4), dy = random_ints(rng, g.y_size(), -3, 3);
+        const Outputs want = reference(g, x, w, b, dy, relu, want_dx);
+        const Outputs got = fast(g, x, w, b, dy, relu, want_dx);
+        expect_same_bits(got.y, want.y, "y");
+        expect_same_bits(got.dw, want.dw, "dw");
+        expect_same_bits(got.db, want.db, "db");
+        if (want_dx) expect_same_bits(got.dx, want.dx, "dx");
+        if (relu) {  // the integers make exact zeros: the mask's edge is exercised
+          EXPECT_TRUE(std::count(want.y.begin(), want.y.end(), 0.0f) > 0);
+        }
+      }
+    }
+  }
+}
+
+// Random floats: the sums run in another order than the reference's, so each result is
+// within terms·ε·Σ|terms| of it (the magnitudes: the same ops on |inputs|).
+TEST(EngineConv, WithinRoundingOnFloats) {
+  Rng rng(1502);
+  for (const Case& c : cases()) {
+    SCOPED_TRACE(c.name);
+    const ConvGeom& g = c.g;
+    const Floats x = random_floats(rng, g.x_size()), w = random_floats(rng, g.w_size()),
+                 b = random_floats(rng, g.m), dy = random_floats(rng, g.y_size());
+    const Outputs want = reference(g, x, w, b, dy, false, true);
+    const Outputs got = fast(g, x, w, b, dy, false, true);
+    const Outputs mag = reference(g, abs_of(x), abs_of(w), abs_of(b), abs_of(dy), false, true);
+    const double patch_terms = double(g.c) * g.kh * g.kw + 1;
+    const double image_terms = double(g.n) * g.oh * g.ow;
+    const double filter_terms = double(g.m) * g.kh * g.kw;
+    auto check = [](const Floats& a, const Floats& ref, const Floats& m, double terms,
+                    const char* what) {
+      for (size_t i = 0; i < a.size(); ++i)
+        ASSERT_LE(std::abs(double(a[i]) - ref[i]), 2 * terms * FLT_EPSILON * m[i])
+            << what << "[" << i << "]";
+    };
+    check(got.y, want.y, mag.y, patch_terms, "y");
+    check(got.dw, want.dw, mag.dw, image_terms, "dw");
+    check(got.db, want.db, mag.db, image_terms, "db");
+    check(got.dx, want.dx, mag.dx, filter_terms, "dx");
+  }
+}
+
+// The same inputs twice give the same bits (the engine's determinism rests on it).
+TEST(EngineConv, Deterministic) {
+  Rng rng(1503);
+  const ConvGeom g = conv(13, 3, 14, 14, 5, 3, 3, 1, 1, 1, 1, 1);
+  const Floats x = random_floats(rng, g.x_size()), w = random_floats(rng, g.w_size()),
+               b = random_floats(rng, g.m), dy = random_floats(rng, g.y_size());
+  const Outputs a = fast(g, x, w, b, dy, true, true);
+  const Outputs b2 = fast(g, x, w, b, dy, true, true);
+  expect_same_bits(a.y, b2.y, "y");
+  expect_same_bits(a.dx, b2.dx, "dx");
+  expect_same_bits(a.dw, b2.dw, "dw");
+  expect_same_bits(a.db, b2.db, "db");
+}
+
+PoolGeom pool(int n, int c, int h, int w, int ph, int pw, int stride) {
+  return {n, c, h, w, ph, pw, stride, (h - ph) / stride + 1, (w - pw) / stride + 1};
+}
+
+// The pool gives the reference's values and arg-maxes bit for bit, ties included (few
+// distinct values make many: the first maximum must win, as in the reference).
+TEST(EngineMaxPool, SameAsReferenceTiesIncluded) {
+  Rng rng(1504);
+  const PoolGeom shapes[] = {pool(1, 1, 2, 2, 2, 2, 2),   pool(3, 5, 7, 7, 2, 2, 2),
+                             pool(2, 3, 26, 26, 2, 2, 2), pool(2, 2, 9, 6, 2, 2, 2),
+                             pool(2, 2, 7, 7, 3, 3, 2),   pool(1, 2, 5, 6, 2, 3, 1)};
+  for (const PoolGeom& g : shapes) {
+    SCOPED_TRACE(std::to_string(g.h) + "x" + std::to_string(g.w) + " pool " +
+                 std::to_string(g.ph) + "x" + std::to_string(g.pw) + "/" + std::to_string(g.stride));
+    for (int distinct : {2, 1000}) {
+      const Floats x = random_ints(rng, g.x_size(), 0, distinct - 1);
+      Floats y(size_t(g.y_size()), kNaN), y_ref(size_t(g.y_size()), kNaN);
+      std::vector<int32_t> arg(size_t(g.y_size()), -1), arg_ref(size_t(g.y_size()), -1);
+      cpu::maxpool_forward(g, x.data(), y_ref.data(), arg_ref.data());
+      cpu::maxpool_forward_fast(g, x.data(), y.data(), arg.data());
+      expect_same_bits(y, y_ref, "y");
+      for (size_t i = 0; i < arg.size(); ++i) ASSERT_EQ(arg[i], arg_ref[i]) << "argmax[" << i << "]";
+    }
+  }
+}
+
+// The update by ranges gives the bits of the gradient sum and cpu::adam over the whole.
+TEST(EngineUpdate, SumAndAdamByRangesIsTheReference) {
+  Rng rng(1505);
+  const int64_t count = 1000;
+  const int parts = 3;
+  StepParams sp;
+  sp.lr_t = 1e-3f, sp.beta1 = 0.9f, sp.beta2 = 0.999f, sp.eps = 1e-7f;
+  std::vector<Floats> grads(parts);
+  for (auto& g : grads) g = random_floats(rng, count);
+  const Floats p0 = random_floats(rng, count), m0 = random_floats(rng, count);
+  Floats v0 = random_floats(rng, count);
+  for (auto& x : v0) x = std::abs(x);
+  // The reference: the sum in thread order, then Adam over everything.
+  Floats sum = grads[0], p = p0, m = m0, v = v0;
+  for (int t = 1; t < parts; ++t)
+    for (int64_t i = 0; i < count; ++i) sum[size_t(i)] += grads[size_t(t)][size_t(i)];
+  cpu::adam(count, p.data(), sum.data(), m.data(), v.data(), &sp);
+  // By ranges of odd lengths.
+  std::vector<Floats> g2 = grads;
+  float* gp[parts] = {g2[0].data(), g2[1].data(), g2[2].data()};
+  Floats p2 = p0, m2 = m0, v2 = v0;
+  const int64_t cuts[] = {0, 1, 17, 400, 999, 1000};
+  for (size_t k = 0; k + 1 < std::size(cuts); ++k)
+    cpu::sum_and_adam(cuts[k], cuts[k + 1], gp, parts, p2.data(), m2.data(), v2.data(), &sp);
+  expect_same_bits(g2[0], sum, "summed gradient");
+  expect_same_bits(p2, p, "parameters");
+  expect_same_bits(m2, m, "m");
+  expect_same_bits(v2, v, "v");
+}
+
+}  // namespace
+}  // namespace splitconv
