@@ -33,12 +33,13 @@ struct Value {
   bool is_float = true;
 };
 
-class GraphReader {
+class GraphReader : public NodeAttributes<GraphReader> {
  public:
   explicit GraphReader(std::string path) : path_(std::move(path)) {}
   GraphAnalysis run();
 
  private:
+  friend class NodeAttributes<GraphReader>;
   [[noreturn]] void fail(const std::string& fault) const { throw InputError(path_ + ": " + fault); }
   [[noreturn]] void fail(const pb::NodeProto& n, const std::string& fault) const {
     fail("node " + node_name(n) + " (" + n.op_type() + "): " + fault);
@@ -62,10 +63,6 @@ class GraphReader {
   int64_t per_image(const std::vector<int64_t>& dims) const;
 
   // --- attributes ---
-  const pb::AttributeProto* attr(const pb::NodeProto& n, const char* name) const;
-  std::optional<int64_t> attr_int(const pb::NodeProto& n, const char* name) const;
-  std::optional<std::vector<int64_t>> attr_ints(const pb::NodeProto& n, const char* name) const;
-  std::string attr_string(const pb::NodeProto& n, const char* name, const std::string& def) const;
   std::vector<int64_t> spatial(const pb::NodeProto& n, const char* name, int64_t def,
                                int64_t min) const;
   int64_t axis(const pb::NodeProto& n, int64_t a, size_t rank) const;
@@ -156,38 +153,6 @@ void GraphReader::set(const pb::NodeProto& n, int i, Value v) {
 }
 
 // --- attributes ---
-
-const pb::AttributeProto* GraphReader::attr(const pb::NodeProto& n, const char* name) const {
-  for (const auto& a : n.attribute())
-    if (a.name() == name) return &a;
-  return nullptr;
-}
-
-std::optional<int64_t> GraphReader::attr_int(const pb::NodeProto& n, const char* name) const {
-  const auto* a = attr(n, name);
-  if (!a) return std::nullopt;
-  if (a->type() != pb::AttributeProto::INT)
-    fail(n, std::string("attribute ") + name + " is not an integer");
-  return a->i();
-}
-
-std::optional<std::vector<int64_t>> GraphReader::attr_ints(const pb::NodeProto& n,
-                                                           const char* name) const {
-  const auto* a = attr(n, name);
-  if (!a) return std::nullopt;
-  if (a->type() != pb::AttributeProto::INTS)
-    fail(n, std::string("attribute ") + name + " is not a list of integers");
-  return std::vector<int64_t>(a->ints().begin(), a->ints().end());
-}
-
-std::string GraphReader::attr_string(const pb::NodeProto& n, const char* name,
-                                     const std::string& def) const {
-  const auto* a = attr(n, name);
-  if (!a) return def;
-  if (a->type() != pb::AttributeProto::STRING)
-    fail(n, std::string("attribute ") + name + " is not a string");
-  return a->s();
-}
 
 // A per-axis attribute of a 2-D op (kernel_shape, strides, dilations): two entries, each at
 // least `min` and at most kMaxDim; `def` fills both when absent.

@@ -81,12 +81,13 @@ struct ActShape {
   }
 };
 
-class Importer {
+class Importer : public NodeAttributes<Importer> {
  public:
   explicit Importer(std::string path) : path_(std::move(path)) {}
   ImportedModel run();
 
  private:
+  friend class NodeAttributes<Importer>;
   [[noreturn]] void fail(const std::string& fault) const { throw InputError(path_ + ": " + fault); }
   [[noreturn]] void fail(const pb::NodeProto& n, const std::string& fault) const {
     fail("node " + node_name(n) + " (" + n.op_type() + "): " + fault);
@@ -112,11 +113,6 @@ class Importer {
   std::vector<int64_t> ints_input(const pb::NodeProto& n, int index, const char* role) const;
 
   // --- attributes ---
-  const pb::AttributeProto* attr(const pb::NodeProto& n, const char* name) const;
-  std::optional<int64_t> attr_int(const pb::NodeProto& n, const char* name) const;
-  std::optional<float> attr_float(const pb::NodeProto& n, const char* name) const;
-  std::optional<std::vector<int64_t>> attr_ints(const pb::NodeProto& n, const char* name) const;
-  std::string attr_string(const pb::NodeProto& n, const char* name, const std::string& def) const;
   int dim_attr(const pb::NodeProto& n, const char* name, int64_t v) const;
   std::vector<int64_t> pair_attr(const pb::NodeProto& n, const char* name, int64_t def) const;
 
@@ -211,46 +207,6 @@ std::vector<int64_t> Importer::ints_input(const pb::NodeProto& n, int index,
 }
 
 // --- attributes ---
-
-const pb::AttributeProto* Importer::attr(const pb::NodeProto& n, const char* name) const {
-  for (const auto& a : n.attribute())
-    if (a.name() == name) return &a;
-  return nullptr;
-}
-
-std::optional<int64_t> Importer::attr_int(const pb::NodeProto& n, const char* name) const {
-  const auto* a = attr(n, name);
-  if (!a) return std::nullopt;
-  if (a->type() != pb::AttributeProto::INT)
-    fail(n, std::string("attribute ") + name + " is not an integer");
-  return a->i();
-}
-
-std::optional<float> Importer::attr_float(const pb::NodeProto& n, const char* name) const {
-  const auto* a = attr(n, name);
-  if (!a) return std::nullopt;
-  if (a->type() != pb::AttributeProto::FLOAT)
-    fail(n, std::string("attribute ") + name + " is not a float");
-  return a->f();
-}
-
-std::optional<std::vector<int64_t>> Importer::attr_ints(const pb::NodeProto& n,
-                                                        const char* name) const {
-  const auto* a = attr(n, name);
-  if (!a) return std::nullopt;
-  if (a->type() != pb::AttributeProto::INTS)
-    fail(n, std::string("attribute ") + name + " is not a list of integers");
-  return std::vector<int64_t>(a->ints().begin(), a->ints().end());
-}
-
-std::string Importer::attr_string(const pb::NodeProto& n, const char* name,
-                                  const std::string& def) const {
-  const auto* a = attr(n, name);
-  if (!a) return def;
-  if (a->type() != pb::AttributeProto::STRING)
-    fail(n, std::string("attribute ") + name + " is not a string");
-  return a->s();
-}
 
 int Importer::dim_attr(const pb::NodeProto& n, const char* name, int64_t v) const {
   if (v < 1 || v > kMaxDim)
