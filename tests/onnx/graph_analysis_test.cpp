@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "../run_cli.h"
+#include "proto_util.h"
 #include "splitconv/error.h"
 #include "splitconv/onnx.h"
 
@@ -50,27 +51,13 @@ const ConvGeometry* find_conv(const GraphAnalysis& g, const std::string& name) {
   return nullptr;
 }
 
-pb::ModelProto load(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  pb::ModelProto m;
-  EXPECT_TRUE(m.ParseFromIstream(&in)) << path;
-  return m;
-}
+pb::ModelProto load(const std::string& path) { return splitconv::testing::load_model(path); }
 
 std::string save(const pb::ModelProto& m, const std::string& name) {
-  const fs::path p =
-      fs::temp_directory_path() / ("splitconv-graph-" + std::to_string(getpid()) + "-" + name);
-  std::ofstream out(p, std::ios::binary);
-  EXPECT_TRUE(m.SerializeToOstream(&out));
-  return p.string();
+  return splitconv::testing::save_model(m, "graph", name);
 }
 
-pb::NodeProto* first(pb::ModelProto& m, const std::string& op) {
-  for (auto& n : *m.mutable_graph()->mutable_node())
-    if (n.op_type() == op) return &n;
-  ADD_FAILURE() << "no " << op;
-  return nullptr;
-}
+pb::NodeProto* first(pb::ModelProto& m, const std::string& op) { return splitconv::testing::first_node(m, op); }
 
 }  // namespace
 

@@ -10,6 +10,7 @@
 #include <fstream>
 #include <functional>
 
+#include "proto_util.h"
 #include "splitconv/error.h"
 #include "splitconv/onnx.h"
 
@@ -20,27 +21,13 @@ namespace {
 
 const std::string kFixtures = std::string(SPLITCONV_SOURCE_DIR) + "/tests/fixtures/onnx/";
 
-pb::ModelProto load(const std::string& name) {
-  std::ifstream in(kFixtures + name, std::ios::binary);
-  pb::ModelProto m;
-  EXPECT_TRUE(m.ParseFromIstream(&in)) << name;
-  return m;
-}
+pb::ModelProto load(const std::string& name) { return splitconv::testing::load_model(kFixtures + name); }
 
 std::string save(const pb::ModelProto& m, const std::string& name) {
-  const fs::path p =
-      fs::temp_directory_path() / ("splitconv-onnxproto-" + std::to_string(getpid()) + "-" + name);
-  std::ofstream out(p, std::ios::binary);
-  EXPECT_TRUE(m.SerializeToOstream(&out));
-  return p.string();
+  return splitconv::testing::save_model(m, "onnxproto", name);
 }
 
-pb::NodeProto* first(pb::ModelProto& m, const std::string& op) {
-  for (auto& n : *m.mutable_graph()->mutable_node())
-    if (n.op_type() == op) return &n;
-  ADD_FAILURE() << "no " << op;
-  return nullptr;
-}
+pb::NodeProto* first(pb::ModelProto& m, const std::string& op) { return splitconv::testing::first_node(m, op); }
 
 pb::AttributeProto* attribute(pb::NodeProto* n, const std::string& name) {
   for (auto& a : *n->mutable_attribute())
