@@ -29,12 +29,14 @@ int64_t sat_mul(int64_t a, int64_t b) {
 int64_t workspace_floats(const Model& model, const StepPlan& plan, int threads) {
   const int slice = (plan.max_batch + threads - 1) / threads;
   int64_t workspace = 0;
-  for (const PlanOp& op : plan.forward)
-    if (op.kind == LayerKind::Conv) {
-      const Layer& l = model.layers[size_t(op.layer)];
+  for (const PlanOp& op : plan.forward) {
+    const Layer& l = model.layers[size_t(op.layer)];
+    if (op.kind == LayerKind::Conv)
       workspace = std::max({workspace, conv_workspace(conv_geom(l, 1)),
                             conv_fast_workspace(conv_geom(l, slice))});
-    }
+    if (op.kind == LayerKind::Dense)
+      workspace = std::max(workspace, dense_fast_workspace(dense_geom(l, slice)));
+  }
   return workspace;
 }
 
@@ -145,7 +147,8 @@ void CpuEngine::forward_layer(const PlanOp& op, int lo, int n, int thread) {
     case LayerKind::Flatten:  // a view: y is x
       break;
     case LayerKind::Dense:
-      dense_forward(dense_geom(l, n), x, weight(l, params), bias(l, params), op.relu, y);
+      dense_forward_fast(dense_geom(l, n), x, weight(l, params), bias(l, params), op.relu, y,
+                         workspace_[size_t(thread)].data());
       return;  // ReLU included
   }
   if (op.relu) relu_forward(int64_t(n) * l.out.size(), y);
@@ -177,7 +180,8 @@ void CpuEngine::backward_layer(const PlanOp& op, int lo, int n, int thread) {
     case LayerKind::Flatten:  // a view: dx is dy
       break;
     case LayerKind::Dense:
-      dense_backward(dense_geom(l, n), x, weight(l, params), dy, dx, weight(l, g), bias(l, g));
+      dense_backward_fast(dense_geom(l, n), x, weight(l, params), dy, dx, weight(l, g), bias(l, g),
+                          ws);
       break;
   }
 }

@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "cpu/cpu_ops.h"
+#include "cpu/gemm.h"
 
 namespace splitconv::cpu {
 namespace {
@@ -15,6 +16,8 @@ namespace {
 using MatR = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 using MapR = Eigen::Map<MatR>;
 using CMapR = Eigen::Map<const MatR>;
+using CVec = Eigen::Map<const Eigen::VectorXf>;
+using Vec = Eigen::Map<Eigen::VectorXf>;
 
 // A GEMM's output columns per chunk of images: enough that Eigen's kernels run at speed on
 // small maps, few enough that a chunk's columns stay in a core's L2 cache.
@@ -413,14 +416,28 @@ void direct_backward_filter_any(const ConvGeom& g, const float* x, const float* 
 
 // The GEMM path's workspace: col2im's lead, the columns of a chunk and col2im's tail (which
 // also takes what im2col writes past the last row), then the chunk's output or gradient as
-// m × images·p when a chunk holds more than one image.
+// m × images·p when a chunk holds more than one image, then the GEMMs' packing blocks.
 int64_t cols_floats(const ConvGeom& g) {
   return round16(patch(g) * chunk_images(g) * plane(g)) + col2im_tail(g);
 }
+int64_t out_floats(const ConvGeom& g) {
+  return chunk_images(g) > 1 ? round16(int64_t(g.m) * chunk_images(g) * plane(g)) : 0;
+}
+
+// Packing floats of the largest of a conv's three GEMMs, for every chunk of 1 to chunk_images
+// images (a slice's last chunk, or a smaller slice, runs fewer).
+int64_t conv_packing(const ConvGeom& g) {
+  const int64_t k = patch(g), p = plane(g);
+  int64_t most = 0;
+  for (int count = 1; count <= chunk_images(g); ++count) {
+    const int64_t ld = count * p;
+    most = std::max({most, gemm_space(g.m, ld, k), gemm_space(g.m, k, ld), gemm_space(k, ld, g.m)});
+  }
+  return round16(most);
+}
 
 int64_t conv_fast_workspace(const ConvGeom& g) {
-  const int64_t out = chunk_images(g) > 1 ? round16(int64_t(g.m) * chunk_images(g) * plane(g)) : 0;
-  const int64_t gemm = col2im_lead(g) + cols_floats(g) + out;
+  const int64_t gemm = col2im_lead(g) + cols_floats(g) + out_floats(g) + conv_packing(g);
   return direct(g) ? std::max(gemm, direct_workspace(g)) : gemm;
 }
 
@@ -433,16 +450,16 @@ void conv_forward_fast(const ConvGeom& g, const float* x, const float* w, const 
   }
   const int64_t k = patch(g), p = plane(g), image = int64_t(g.c) * g.h * g.w;
   const int chunk = chunk_images(g);
-  const CMapR wmat(w, g.m, k);
   float* cols = workspace + col2im_lead(g);
   float* out = cols + cols_floats(g);
+  float* packing = out + out_floats(g);
   for (int n0 = 0; n0 < g.n; n0 += chunk) {
     const int count = std::min(chunk, g.n - n0);
     const int64_t ld = count * p;
     im2col(g, x + n0 * image, count, cols, ld, x + g.n * image);
     // One image: the GEMM writes y itself; several: out (m × images·p), then spread to NCHW.
     float* dst = count == 1 ? y + n0 * g.m * p : out;
-    MapR(dst, g.m, ld).noalias() = wmat * CMapR(cols, k, ld);
+    gemm(g.m, ld, k, {w, k}, {cols, ld}, dst, ld, false, packing);
     for (int i = 0; i < count; ++i) {
       for (int m = 0; m < g.m; ++m) {
         const float* src = dst + m * ld + (count == 1 ? 0 : i * p);
@@ -469,10 +486,9 @@ void conv_backward_fast(const ConvGeom& g, const float* x, const float* y, float
   }
   const int64_t k = patch(g), p = plane(g), image = int64_t(g.c) * g.h * g.w;
   const int chunk = chunk_images(g);
-  const CMapR wmat(w, g.m, k);
-  MapR dwmat(dw, g.m, k);
   float* cols = workspace + col2im_lead(g);
   float* gathered = cols + cols_floats(g);
+  float* packing = gathered + out_floats(g);
   std::fill(db, db + g.m, 0.0f);
   if (dx && g.stride != 1) std::fill(dx, dx + g.x_size(), 0.0f);  // col2im accumulates
   for (int n0 = 0; n0 < g.n; n0 += chunk) {
@@ -494,21 +510,39 @@ void conv_backward_fast(const ConvGeom& g, const float* x, const float* y, float
         db[m] += lane_sum(to, p);
       }
     }
-    const CMapR dymat(dyc, g.m, ld);
     im2col(g, x + n0 * image, count, cols, ld, x + g.n * image);
-    if (n0 == 0) {
-      dwmat.noalias() = dymat * CMapR(cols, k, ld).transpose();
-    } else {
-      dwmat.noalias() += dymat * CMapR(cols, k, ld).transpose();
-    }
+    gemm(g.m, k, ld, {dyc, ld}, {cols, ld, true}, dw, k, n0 > 0, packing);
     if (!dx) continue;
-    MapR(cols, k, ld).noalias() = wmat.transpose() * dymat;
+    gemm(k, ld, g.m, {w, k, true}, {dyc, ld}, cols, ld, false, packing);
     if (g.stride == 1) {
       col2im_stride1(g, cols, ld, count, dx + n0 * image, dx + g.n * image);
     } else {
       for (int i = 0; i < count; ++i) col2im(g, cols + i * p, ld, dx + (n0 + i) * image);
     }
   }
+}
+
+int64_t dense_fast_workspace(const DenseGeom& g) {
+  int64_t most = 0;
+  for (int n = 1; n <= g.n; ++n)
+    most = std::max({most, gemm_space(n, g.out, g.in), gemm_space(n, g.in, g.out),
+                     gemm_space(g.out, g.in, n)});
+  return round16(most);
+}
+
+// cpu::dense_forward and dense_backward, their GEMMs packing into the workspace.
+void dense_forward_fast(const DenseGeom& g, const float* x, const float* w, const float* b,
+                        bool relu, float* y, float* workspace) {
+  gemm(g.n, g.out, g.in, {x, g.in}, {w, g.in, true}, y, g.out, false, workspace);
+  MapR(y, g.n, g.out).rowwise() += CVec(b, g.out).transpose();
+  if (relu) relu_forward(int64_t(g.n) * g.out, y);
+}
+
+void dense_backward_fast(const DenseGeom& g, const float* x, const float* w, const float* dy,
+                         float* dx, float* dw, float* db, float* workspace) {
+  if (dx) gemm(g.n, g.in, g.out, {dy, g.out}, {w, g.in}, dx, g.in, false, workspace);
+  gemm(g.out, g.in, g.n, {dy, g.out, true}, {x, g.in}, dw, g.in, false, workspace);
+  Vec(db, g.out) = CMapR(dy, g.n, g.out).colwise().sum().transpose();
 }
 
 void maxpool_forward_fast(const PoolGeom& g, const float* x, float* y, int32_t* argmax) {

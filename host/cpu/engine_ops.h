@@ -27,6 +27,16 @@ void conv_forward_fast(const ConvGeom& g, const float* x, const float* w, const 
 void conv_backward_fast(const ConvGeom& g, const float* x, const float* y, float* dy,
                         const float* w, float* dw, float* db, float* dx, float* workspace);
 
+// Floats of scratch dense_forward_fast and dense_backward_fast need for up to g.n rows
+// (64-byte aligned).
+int64_t dense_fast_workspace(const DenseGeom& g);
+
+// cpu::dense_forward and cpu::dense_backward, bit for bit, without allocating.
+void dense_forward_fast(const DenseGeom& g, const float* x, const float* w, const float* b,
+                        bool relu, float* y, float* workspace);
+void dense_backward_fast(const DenseGeom& g, const float* x, const float* w, const float* dy,
+                         float* dx, float* dw, float* db, float* workspace);
+
 // cpu::maxpool_forward, bit for bit (the same comparisons in the same order), with the
 // common 2×2 window of stride 2 unrolled.
 void maxpool_forward_fast(const PoolGeom& g, const float* x, float* y, int32_t* argmax);

@@ -1,0 +1,140 @@
+// The allocation-free GEMM (cpu/gemm.h) and the engine's dense ops built on it: the bits of
+// the Eigen expressions they replace, within the packing space they ask for.
+#include "cpu/gemm.h"
+
+#include <gtest/gtest.h>
+
+#include <Eigen/Core>
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include "cpu/aligned.h"
+#include "cpu/cpu_ops.h"
+#include "cpu/engine_ops.h"
+#include "splitconv/random.h"
+
+namespace splitconv {
+namespace {
+
+using MatR = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+using Strided = Eigen::OuterStride<>;
+using CMap = Eigen::Map<const MatR, Eigen::Unaligned, Strided>;
+using Map = Eigen::Map<MatR, Eigen::Unaligned, Strided>;
+constexpr float kGuard = 4321.5f;
+
+cpu::AlignedFloats random_floats(Rng& rng, int64_t n) {
+  cpu::AlignedFloats v(size_t(std::max<int64_t>(n, 1)));
+  for (float& x : v) x = rng.uniform(-1.0f, 1.0f);
+  return v;
+}
+
+// C (m×n, leading dim ldc) = / += A·B by the Eigen expression, A and B stored with the given
+// leading dimensions, as stored or transposed.
+void eigen_product(int64_t m, int64_t n, int64_t k, cpu::GemmOperand a, cpu::GemmOperand b,
+                   float* c, int64_t ldc, bool accumulate) {
+  Map cm(c, m, n, Strided(ldc));
+  const CMap as = a.transposed ? CMap(a.p, k, m, Strided(a.ld)) : CMap(a.p, m, k, Strided(a.ld));
+  const CMap bs = b.transposed ? CMap(b.p, n, k, Strided(b.ld)) : CMap(b.p, k, n, Strided(b.ld));
+  auto run = [&](const auto& x, const auto& y) {
+    if (accumulate) {
+      cm.noalias() += x * y;
+    } else {
+      cm.noalias() = x * y;
+    }
+  };
+  if (a.transposed && b.transposed) return run(as.transpose(), bs.transpose());
+  if (a.transposed) return run(as.transpose(), bs);
+  if (b.transposed) return run(as, bs.transpose());
+  run(as, bs);
+}
+
+struct Dims {
+  int64_t m, n, k;
+};
+
+TEST(Gemm, SameBitsAsEigenEveryShapeAndLayout) {
+  Rng rng(2201);
+  // Tiny (coefficient-based), a single row or column (matrix-vector), and products large
+  // enough that Eigen blocks them (k past its kc, m and n past mc) — the conv shapes included.
+  const Dims dims[] = {{3, 4, 5},     {1, 37, 19},   {29, 1, 41},   {7, 9, 3},   {16, 256, 800},
+                       {16, 800, 256}, {256, 800, 16}, {64, 1024, 576}, {576, 1024, 64},
+                       {64, 576, 1024}, {33, 517, 301}, {2, 2, 2000}};
+  int checked = 0;
+  for (const Dims& d : dims) {
+    for (int layout = 0; layout < 4; ++layout) {
+      for (bool accumulate : {false, true}) {
+        const bool ta = layout & 1, tb = layout & 2;
+        const int64_t pad = 3;  // leading dimensions past the rows, to check the strides
+        const int64_t lda = (ta ? d.m : d.k) + pad, ldb = (tb ? d.k : d.n) + pad, ldc = d.n + pad;
+        const cpu::AlignedFloats a = random_floats(rng, (ta ? d.k : d.m) * lda);
+        const cpu::AlignedFloats b = random_floats(rng, (tb ? d.n : d.k) * ldb);
+        const cpu::AlignedFloats c0 = random_floats(rng, d.m * ldc);
+        cpu::AlignedFloats want = c0, got = c0;
+        eigen_product(d.m, d.n, d.k, {a.data(), lda, ta}, {b.data(), ldb, tb}, want.data(), ldc,
+                      accumulate);
+        const int64_t room = cpu::gemm_space(d.m, d.n, d.k);
+        cpu::AlignedFloats space(size_t(room + 64), kGuard);
+        cpu::gemm(d.m, d.n, d.k, {a.data(), lda, ta}, {b.data(), ldb, tb}, got.data(), ldc,
+                  accumulate, space.data());
+        const std::string what = std::to_string(d.m) + "x" + std::to_string(d.n) + "x" +
+                                 std::to_string(d.k) + " layout " + std::to_string(layout) +
+                                 (accumulate ? " +=" : " =");
+        ASSERT_TRUE(std::all_of(space.begin() + room, space.end(),
+                                [](float v) { return v == kGuard; }))
+            << what << ": wrote past its packing space";
+        for (size_t i = 0; i < want.size(); ++i) ASSERT_EQ(got[i], want[i]) << what << " [" << i << "]";
+        ++checked;
+      }
+    }
+  }
+  EXPECT_EQ(checked, int(std::size(dims)) * 8);
+}
+
+TEST(Gemm, EmptyDepthClearsOrKeeps) {
+  cpu::AlignedFloats c(6, 2.0f), space(16);
+  const float a = 0, b = 0;
+  cpu::gemm(2, 3, 0, {&a, 1}, {&b, 3}, c.data(), 3, true, space.data());
+  EXPECT_TRUE(std::all_of(c.begin(), c.end(), [](float v) { return v == 2.0f; }));
+  cpu::gemm(2, 3, 0, {&a, 1}, {&b, 3}, c.data(), 3, false, space.data());
+  EXPECT_TRUE(std::all_of(c.begin(), c.end(), [](float v) { return v == 0.0f; }));
+}
+
+// The engine's dense ops give the reference's bits, for every row count up to the planned one.
+TEST(EngineDense, SameBitsAsTheReference) {
+  Rng rng(2202);
+  struct Case {
+    int n, in, out;
+  };
+  for (const Case& c : {Case{16, 800, 256}, Case{5, 256, 10}, Case{1, 33, 7}, Case{9, 3, 2}}) {
+    const DenseGeom planned{c.n, c.in, c.out};
+    const int64_t room = cpu::dense_fast_workspace(planned);
+    for (int n = 1; n <= c.n; ++n) {
+      const DenseGeom g{n, c.in, c.out};
+      const cpu::AlignedFloats x = random_floats(rng, int64_t(n) * c.in);
+      const cpu::AlignedFloats w = random_floats(rng, int64_t(c.out) * c.in);
+      const cpu::AlignedFloats b = random_floats(rng, c.out);
+      const cpu::AlignedFloats dy = random_floats(rng, int64_t(n) * c.out);
+      cpu::AlignedFloats space(size_t(room + 64), kGuard);
+      for (bool relu : {false, true}) {
+        cpu::AlignedFloats y1(size_t(n) * c.out), y2(y1.size());
+        cpu::dense_forward(g, x.data(), w.data(), b.data(), relu, y1.data());
+        cpu::dense_forward_fast(g, x.data(), w.data(), b.data(), relu, y2.data(), space.data());
+        ASSERT_EQ(y1, y2) << "forward, " << n << " rows of " << c.in << "->" << c.out;
+      }
+      cpu::AlignedFloats dx1(size_t(n) * c.in), dw1(size_t(c.out) * c.in), db1(size_t(c.out));
+      cpu::AlignedFloats dx2 = dx1, dw2 = dw1, db2 = db1;
+      cpu::dense_backward(g, x.data(), w.data(), dy.data(), dx1.data(), dw1.data(), db1.data());
+      cpu::dense_backward_fast(g, x.data(), w.data(), dy.data(), dx2.data(), dw2.data(), db2.data(),
+                               space.data());
+      ASSERT_EQ(dx1, dx2) << "dx, " << n << " rows";
+      ASSERT_EQ(dw1, dw2) << "dw, " << n << " rows";
+      ASSERT_EQ(db1, db2) << "db, " << n << " rows";
+      ASSERT_TRUE(std::all_of(space.begin() + room, space.end(), [](float v) { return v == kGuard; }))
+          << "wrote past its workspace";
+    }
+  }
+}
+
+}  // namespace
+}  // namespace splitconv
