@@ -56,6 +56,15 @@ std::vector<Case> cases() {
       {"3x3 stride 2, 1 channel", conv(3, 1, 10, 13, 5, 3, 3, 2, 0, 1, 0, 0)},
       {"5x5 same, 1 channel, 9 filters", conv(3, 1, 12, 19, 9, 5, 5, 1, 2, 2, 2, 2)},
       {"3x3 valid, 1 image", conv(1, 5, 9, 9, 7, 3, 3, 1, 0, 0, 0, 0)},
+      // Maps at least 16 wide, stride 1, several channels: the direct path (forward and dx),
+      // odd row counts, filters not a multiple of 8, chunks of several images for dw.
+      {"3x3 same, direct, 11 filters, 18x20", conv(5, 5, 18, 20, 11, 3, 3, 1, 1, 1, 1, 1)},
+      {"3x1 valid, direct, odd rows", conv(3, 3, 21, 17, 9, 3, 1, 1, 0, 0, 0, 0)},
+      {"1x3 same, direct, 16 wide", conv(2, 4, 7, 16, 8, 1, 3, 1, 0, 0, 1, 1)},
+      {"5x5 valid, direct", conv(2, 3, 22, 21, 6, 5, 5, 1, 0, 0, 0, 0)},
+      {"4x4 same, direct (pad 1 top/left, 2 bottom/right)", conv(2, 2, 9, 19, 5, 4, 4, 1, 1, 2, 1, 2)},
+      {"2x5 same, direct, any window", conv(2, 3, 6, 33, 17, 2, 5, 1, 1, 0, 2, 2)},
+      {"1x1, direct, 40 wide", conv(3, 6, 2, 40, 3, 1, 1, 1, 0, 0, 0, 0)},
       // 14×14 outputs: chunks of 6 images, the last one partial.
       {"3x3 same, 13 images in 3 chunks", conv(13, 3, 14, 14, 5, 3, 3, 1, 1, 1, 1, 1)},
       {"1x3 same, 13 images", conv(13, 4, 14, 14, 3, 1, 3, 1, 0, 0, 1, 1)},
