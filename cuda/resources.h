@@ -19,67 +19,58 @@ void device_free(void* p) noexcept;
 void* pinned_alloc(size_t bytes, const char* what);
 void pinned_free(void* p) noexcept;
 
-// Device memory for `count` values of T; frees itself, never throws when it does.
-template <class T>
-class DeviceBuffer {
+// Memory for `count` values of T, on the device (Host false) or page-locked on the host, for
+// copies that run asynchronously with it (Host true); frees itself, never throws when it does.
+template <class T, bool Host>
+class Buffer {
  public:
-  DeviceBuffer() = default;
-  DeviceBuffer(size_t count, const char* what)
-      : ptr_(static_cast<T*>(count ? device_alloc(count * sizeof(T), what) : nullptr)),
-        count_(count) {}
-  ~DeviceBuffer() { device_free(ptr_); }
-  DeviceBuffer(DeviceBuffer&& o) noexcept
+  Buffer() = default;
+  Buffer(size_t count, const char* what)
+      : ptr_(static_cast<T*>(count ? allocate(count * sizeof(T), what) : nullptr)), count_(count) {}
+  ~Buffer() { release(ptr_); }
+  Buffer(Buffer&& o) noexcept
       : ptr_(std::exchange(o.ptr_, nullptr)), count_(std::exchange(o.count_, 0)) {}
-  DeviceBuffer& operator=(DeviceBuffer&& o) noexcept {
+  Buffer& operator=(Buffer&& o) noexcept {
     if (this != &o) {
-      device_free(ptr_);
+      release(ptr_);
       ptr_ = std::exchange(o.ptr_, nullptr);
       count_ = std::exchange(o.count_, 0);
     }
     return *this;
   }
-  DeviceBuffer(const DeviceBuffer&) = delete;
-  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+  Buffer(const Buffer&) = delete;
+  Buffer& operator=(const Buffer&) = delete;
 
   T* get() const { return ptr_; }
   size_t size() const { return count_; }
   size_t bytes() const { return count_ * sizeof(T); }
-
- private:
-  T* ptr_ = nullptr;
-  size_t count_ = 0;
-};
-
-// Page-locked host memory, for copies that run asynchronously with the host.
-template <class T>
-class PinnedBuffer {
- public:
-  PinnedBuffer() = default;
-  PinnedBuffer(size_t count, const char* what)
-      : ptr_(static_cast<T*>(count ? pinned_alloc(count * sizeof(T), what) : nullptr)),
-        count_(count) {}
-  ~PinnedBuffer() { pinned_free(ptr_); }
-  PinnedBuffer(PinnedBuffer&& o) noexcept
-      : ptr_(std::exchange(o.ptr_, nullptr)), count_(std::exchange(o.count_, 0)) {}
-  PinnedBuffer& operator=(PinnedBuffer&& o) noexcept {
-    if (this != &o) {
-      pinned_free(ptr_);
-      ptr_ = std::exchange(o.ptr_, nullptr);
-      count_ = std::exchange(o.count_, 0);
-    }
-    return *this;
+  // Host memory only: device memory is never dereferenced on the host.
+  T& operator[](size_t i) const
+    requires Host
+  {
+    return ptr_[i];
   }
-  PinnedBuffer(const PinnedBuffer&) = delete;
-  PinnedBuffer& operator=(const PinnedBuffer&) = delete;
-
-  T* get() const { return ptr_; }
-  T& operator[](size_t i) const { return ptr_[i]; }
-  size_t size() const { return count_; }
 
  private:
+  static void* allocate(size_t bytes, const char* what) {
+    return Host ? pinned_alloc(bytes, what) : device_alloc(bytes, what);
+  }
+  static void release(void* p) noexcept {
+    if constexpr (Host) {
+      pinned_free(p);
+    } else {
+      device_free(p);
+    }
+  }
+
   T* ptr_ = nullptr;
   size_t count_ = 0;
 };
+
+template <class T>
+using DeviceBuffer = Buffer<T, false>;
+template <class T>
+using PinnedBuffer = Buffer<T, true>;
 
 // A handle of type H released by Destroy; movable, not copyable. Converts to H, so it is
 // passed to API calls as it is.
