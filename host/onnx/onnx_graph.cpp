@@ -33,20 +33,12 @@ struct Value {
   bool is_float = true;
 };
 
-class GraphReader : public NodeAttributes<GraphReader> {
+class GraphReader : public NodeReader {
  public:
-  explicit GraphReader(std::string path) : path_(std::move(path)) {}
+  explicit GraphReader(std::string path) : NodeReader(std::move(path)) {}
   GraphAnalysis run();
 
  private:
-  friend class NodeAttributes<GraphReader>;
-  [[noreturn]] void fail(const std::string& fault) const { throw InputError(path_ + ": " + fault); }
-  [[noreturn]] void fail(const pb::NodeProto& n, const std::string& fault) const {
-    fail("node " + node_name(n) + " (" + n.op_type() + "): " + fault);
-  }
-  std::string node_name(const pb::NodeProto& n) const {
-    return n.name().empty() ? "#" + std::to_string(index_) : n.name();
-  }
 
   void read_inputs();
   void node(const pb::NodeProto& n);
@@ -84,10 +76,8 @@ class GraphReader : public NodeAttributes<GraphReader> {
   // or does MACs.
   GraphLayer& layer(const pb::NodeProto& n, const std::vector<int>& learnable, int64_t macs);
 
-  std::string path_;
   pb::ModelProto model_;
   int opset_ = 0;
-  int index_ = 0;
   int64_t batch_ = 1;
   std::map<std::string, Value> values_;
   std::set<std::string> counted_;  // learnable tensors already counted
@@ -822,8 +812,8 @@ GraphAnalysis GraphReader::run() {
   read_inputs();
   const pb::GraphProto& g = model_.graph();
   out_.nodes = g.node_size();
-  for (index_ = 0; index_ < g.node_size(); ++index_) {
-    const pb::NodeProto& n = g.node(index_);
+  for (node_index_ = 0; node_index_ < g.node_size(); ++node_index_) {
+    const pb::NodeProto& n = g.node(node_index_);
     auto it = std::find_if(out_.op_counts.begin(), out_.op_counts.end(),
                            [&](const auto& p) { return p.first == n.op_type(); });
     if (it == out_.op_counts.end()) out_.op_counts.push_back({n.op_type(), 1});

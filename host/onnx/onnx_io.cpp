@@ -81,20 +81,12 @@ struct ActShape {
   }
 };
 
-class Importer : public NodeAttributes<Importer> {
+class Importer : public NodeReader {
  public:
-  explicit Importer(std::string path) : path_(std::move(path)) {}
+  explicit Importer(std::string path) : NodeReader(std::move(path)) {}
   ImportedModel run();
 
  private:
-  friend class NodeAttributes<Importer>;
-  [[noreturn]] void fail(const std::string& fault) const { throw InputError(path_ + ": " + fault); }
-  [[noreturn]] void fail(const pb::NodeProto& n, const std::string& fault) const {
-    fail("node " + node_name(n) + " (" + n.op_type() + "): " + fault);
-  }
-  std::string node_name(const pb::NodeProto& n) const {
-    return n.name().empty() ? "#" + std::to_string(node_index_) : n.name();
-  }
 
   void read_model();
   void read_input();
@@ -128,11 +120,9 @@ class Importer : public NodeAttributes<Importer> {
   void softmax(const pb::NodeProto& n);
   void require_image(const pb::NodeProto& n) const;
 
-  std::string path_;
   std::string bytes_;
   pb::ModelProto model_;
   int opset_ = 0;
-  int node_index_ = 0;
   std::string input_name_;
   int64_t fixed_batch_ = 0;  // the input's batch when the file fixes it, else 0
   int in_c_ = 0, in_h_ = 0, in_w_ = 0;

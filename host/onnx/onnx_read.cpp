@@ -163,4 +163,51 @@ std::optional<std::vector<int64_t>> tensor_ints(const pb::TensorProto& t, int64_
   return v;
 }
 
+void NodeReader::fail(const std::string& fault) const { throw InputError(path_ + ": " + fault); }
+
+void NodeReader::fail(const pb::NodeProto& n, const std::string& fault) const {
+  fail("node " + node_name(n) + " (" + n.op_type() + "): " + fault);
+}
+
+std::string NodeReader::node_name(const pb::NodeProto& n) const {
+  return n.name().empty() ? "#" + std::to_string(node_index_) : n.name();
+}
+
+const pb::AttributeProto* NodeReader::attr(const pb::NodeProto& n, const char* name) const {
+  for (const auto& a : n.attribute())
+    if (a.name() == name) return &a;
+  return nullptr;
+}
+
+const pb::AttributeProto* NodeReader::typed(const pb::NodeProto& n, const char* name,
+                                            pb::AttributeProto::AttributeType type,
+                                            const char* what) const {
+  const auto* a = attr(n, name);
+  if (a && a->type() != type) fail(n, std::string("attribute ") + name + " is not " + what);
+  return a;
+}
+
+std::optional<int64_t> NodeReader::attr_int(const pb::NodeProto& n, const char* name) const {
+  const auto* a = typed(n, name, pb::AttributeProto::INT, "an integer");
+  return a ? std::optional<int64_t>(a->i()) : std::nullopt;
+}
+
+std::optional<float> NodeReader::attr_float(const pb::NodeProto& n, const char* name) const {
+  const auto* a = typed(n, name, pb::AttributeProto::FLOAT, "a float");
+  return a ? std::optional<float>(a->f()) : std::nullopt;
+}
+
+std::optional<std::vector<int64_t>> NodeReader::attr_ints(const pb::NodeProto& n,
+                                                          const char* name) const {
+  const auto* a = typed(n, name, pb::AttributeProto::INTS, "a list of integers");
+  if (!a) return std::nullopt;
+  return std::vector<int64_t>(a->ints().begin(), a->ints().end());
+}
+
+std::string NodeReader::attr_string(const pb::NodeProto& n, const char* name,
+                                    const std::string& def) const {
+  const auto* a = typed(n, name, pb::AttributeProto::STRING, "a string");
+  return a ? a->s() : def;
+}
+
 }  // namespace splitconv::onnx_detail

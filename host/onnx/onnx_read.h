@@ -37,44 +37,31 @@ TensorInfo check_tensor(const std::string& path, const std::string& name,
 // for another type.
 std::optional<std::vector<int64_t>> tensor_ints(const pb::TensorProto& t, int64_t count);
 
-// A node's attributes, read by name: nullopt (or the default) when absent; an attribute of
-// another type fails through the reader's own fail(node, fault), which names the file and the
-// node. A reader derives from NodeAttributes<Reader> and befriends it.
-template <class Reader>
-class NodeAttributes {
+// What every reader of a graph's nodes shares: the file it reads, the index of the node at
+// hand, failing with a line that names both ("PATH: node NAME (OP): fault", a node without a
+// name as #INDEX), and the node's attributes read by name: nullopt (or the default) when
+// absent, an attribute of another type a failure.
+class NodeReader {
  public:
-  const pb::AttributeProto* attr(const pb::NodeProto& n, const char* name) const {
-    for (const auto& a : n.attribute())
-      if (a.name() == name) return &a;
-    return nullptr;
-  }
-  std::optional<int64_t> attr_int(const pb::NodeProto& n, const char* name) const {
-    const auto* a = typed(n, name, pb::AttributeProto::INT, "an integer");
-    return a ? std::optional<int64_t>(a->i()) : std::nullopt;
-  }
-  std::optional<float> attr_float(const pb::NodeProto& n, const char* name) const {
-    const auto* a = typed(n, name, pb::AttributeProto::FLOAT, "a float");
-    return a ? std::optional<float>(a->f()) : std::nullopt;
-  }
-  std::optional<std::vector<int64_t>> attr_ints(const pb::NodeProto& n, const char* name) const {
-    const auto* a = typed(n, name, pb::AttributeProto::INTS, "a list of integers");
-    if (!a) return std::nullopt;
-    return std::vector<int64_t>(a->ints().begin(), a->ints().end());
-  }
-  std::string attr_string(const pb::NodeProto& n, const char* name,
-                          const std::string& def) const {
-    const auto* a = typed(n, name, pb::AttributeProto::STRING, "a string");
-    return a ? a->s() : def;
-  }
+  explicit NodeReader(std::string path) : path_(std::move(path)) {}
+
+  [[noreturn]] void fail(const std::string& fault) const;
+  [[noreturn]] void fail(const pb::NodeProto& n, const std::string& fault) const;
+  std::string node_name(const pb::NodeProto& n) const;
+
+  const pb::AttributeProto* attr(const pb::NodeProto& n, const char* name) const;
+  std::optional<int64_t> attr_int(const pb::NodeProto& n, const char* name) const;
+  std::optional<float> attr_float(const pb::NodeProto& n, const char* name) const;
+  std::optional<std::vector<int64_t>> attr_ints(const pb::NodeProto& n, const char* name) const;
+  std::string attr_string(const pb::NodeProto& n, const char* name, const std::string& def) const;
+
+ protected:
+  std::string path_;
+  int node_index_ = 0;  // the node being read (its name when it has none)
 
  private:
   const pb::AttributeProto* typed(const pb::NodeProto& n, const char* name,
-                                  pb::AttributeProto::AttributeType type, const char* what) const {
-    const auto* a = attr(n, name);
-    if (a && a->type() != type)
-      static_cast<const Reader&>(*this).fail(n, std::string("attribute ") + name + " is not " + what);
-    return a;
-  }
+                                  pb::AttributeProto::AttributeType type, const char* what) const;
 };
 
 }  // namespace splitconv::onnx_detail
