@@ -260,14 +260,9 @@ TEST_F(Onnx, RefusesUnsupportedAndMalformedFilesInOneLine) {
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(c.file);
-    CliResult r =
-        run("import " + c.file + " -o " + at("out.net") + " --weights " + at("out.safetensors"));
-    EXPECT_EQ(r.code, 2) << r.err;
-    EXPECT_EQ(lines(r.err), 1) << r.err;
-    EXPECT_EQ(r.err.rfind("splitconv: " + c.file + ": ", 0), 0u) << r.err;
-    for (const auto& s : c.says) EXPECT_NE(r.err.find(s), std::string::npos) << r.err;
-    EXPECT_FALSE(fs::exists(at("out.net")));
-    EXPECT_FALSE(fs::exists(at("out.safetensors")));
+    splitconv::testing::expect_refusal(
+        run("import " + c.file + " -o " + at("out.net") + " --weights " + at("out.safetensors")),
+        c.file, c.says, {at("out.net"), at("out.safetensors")});
   }
 }
 

@@ -3,11 +3,15 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <gtest/gtest.h>
+
+#include <algorithm>
 #include <array>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <vector>
 
 namespace splitconv::testing {
 
@@ -35,6 +39,18 @@ inline CliResult run_cli(const std::string& args) {
   std::ifstream e(err_file);
   r.err.assign(std::istreambuf_iterator<char>(e), {});
   return r;
+}
+
+// A refusal of bad input as the project promises it: exit 2, one line on stderr that starts
+// "splitconv: FILE: " and holds each of `says`, and none of `never_written` created.
+inline void expect_refusal(const CliResult& r, const std::string& file,
+                           const std::vector<std::string>& says,
+                           const std::vector<std::string>& never_written) {
+  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  EXPECT_EQ(r.err.rfind("splitconv: " + file + ": ", 0), 0u) << r.err;
+  for (const auto& s : says) EXPECT_NE(r.err.find(s), std::string::npos) << r.err;
+  for (const auto& f : never_written) EXPECT_FALSE(std::filesystem::exists(f)) << f;
 }
 
 }  // namespace splitconv::testing
