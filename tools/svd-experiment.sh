@@ -3,10 +3,12 @@
 # its kernel at several ranks (with and without a ReLU between the pair), evaluate right after
 # the split, fine-tune one epoch, and compare with the split model trained from scratch.
 #
-# usage: [BIN=build/splitconv] [OUT=/tmp/svd] [DEVICE=cpu] tools/svd-experiment.sh [seed|wide5|all]
+# usage: [BIN=build/splitconv] [OUT=/tmp/svd] [DEVICE=cpu] [SEEDS="0 1 2"] tools/svd-experiment.sh [seed|wide5|all]
 #   seed   seed-v0's conv3 at ranks 64, 32, 16 (5 epochs of MNIST first)
 #   wide5  wide5-v0's conv2 and conv3 at ranks 64, 32 (2 epochs of 20,000 images)
 #   all    both (the default)
+# SEEDS: the seeds of the seed part (default 0), each training's --seed; seed 0 writes into
+# OUT, seed S into OUT/seedS. tools/svd-summary.py OUT tabulates them across the seeds.
 # Every run writes OUT/NAME.json; the log of commands goes to stderr. Relative paths (BIN, OUT,
 # SPLITCONV_DATA) are taken from the current directory; BIN defaults to build/splitconv and the
 # data to data/, both in the repository.
@@ -25,12 +27,19 @@ BIN="$(abs "${BIN:-$root/build/splitconv}")"
 OUT="$(abs "${OUT:-/tmp/svd}")"
 DEVICE=${DEVICE:-cpu}
 export SPLITCONV_DATA="$(abs "${SPLITCONV_DATA:-$root/data}")"
+SEEDS=${SEEDS:-0}
+for S in $SEEDS; do
+  [[ $S =~ ^[0-9]+$ ]] || { echo "svd-experiment: SEEDS holds '$S', not a seed (0, 1, ...)" >&2; exit 2; }
+done
+
 cd "$root"
 mkdir -p "$OUT"
 sc() { echo "+ splitconv $*" >&2; "$BIN" "$@"; }
 
-if [[ $WHAT == seed || $WHAT == all ]]; then
-  sc train models/seed-v0.net --dataset mnist --device "$DEVICE" --epochs 5 \
+seed_part() {  # seed_part S OUTDIR
+  local S=$1 OUT=$2
+  mkdir -p "$OUT"
+  sc train models/seed-v0.net --dataset mnist --device "$DEVICE" --epochs 5 --seed "$S" \
     --save "$OUT/v0.safetensors" --json "$OUT/v0.train.json"
   for K in 64 32 16; do
     for MID in none relu; do
@@ -39,18 +48,25 @@ if [[ $WHAT == seed || $WHAT == all ]]; then
         --rank "$K" --mid "$MID" -o "$OUT/$N.safetensors" --json "$OUT/$N.split.json"
       sc evaluate "$OUT/$N.safetensors" --dataset mnist --device "$DEVICE" --json "$OUT/$N.eval.json"
       sc train --init "$OUT/$N.safetensors" --dataset mnist --device "$DEVICE" --epochs 1 \
-        --json "$OUT/$N.ft.json"
+        --seed "$S" --json "$OUT/$N.ft.json"
     done
   done
   # Control: one more epoch of the unsplit model (fresh optimizer, as the fine-tunes).
   sc train --init "$OUT/v0.safetensors" --dataset mnist --device "$DEVICE" --epochs 1 \
-    --json "$OUT/v0-more.ft.json"
+    --seed "$S" --json "$OUT/v0-more.ft.json"
   # Full rank, nothing between: the same function as conv3, so the same accuracy.
   sc factorize models/seed-v0.net --checkpoint "$OUT/v0.safetensors" --layers conv3 --rank 192 \
     --mid none -o "$OUT/v0-conv3-k192-none.safetensors" --json "$OUT/v0-conv3-k192-none.split.json"
   sc evaluate "$OUT/v0-conv3-k192-none.safetensors" --dataset mnist --device "$DEVICE" \
     --json "$OUT/v0-conv3-k192-none.eval.json"
-  sc train models/seed-v1.net --dataset mnist --device "$DEVICE" --epochs 5 --json "$OUT/v1.train.json"
+  sc train models/seed-v1.net --dataset mnist --device "$DEVICE" --epochs 5 --seed "$S" \
+    --json "$OUT/v1.train.json"
+}
+
+if [[ $WHAT == seed || $WHAT == all ]]; then
+  for S in $SEEDS; do
+    if [[ $S == 0 ]]; then seed_part 0 "$OUT"; else seed_part "$S" "$OUT/seed$S"; fi
+  done
 fi
 
 if [[ $WHAT == wide5 || $WHAT == all ]]; then

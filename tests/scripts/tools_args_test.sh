@@ -60,6 +60,7 @@ refused 2 "'0'" "$t/fuzz.sh" --seconds 0
 refused 2 "'bogus'" "$t/svd-experiment.sh" bogus
 refused 2 "got 2" "$t/svd-experiment.sh" seed wide5
 helps "$t/svd-experiment.sh" --help
+SEEDS="0 x" refused 2 "'x'" "$t/svd-experiment.sh" seed
 refused 2 "'--bogus'" "$t/bench/cpu-vs-pytorch.sh" --bogus
 refused 2 "'many'" "$t/bench/cpu-vs-pytorch.sh" v0 many
 helps "$t/bench/cpu-vs-pytorch.sh" --help
@@ -78,6 +79,9 @@ refused 2 --bogus python3 "$t/gpu_record.py" status --bogus
 refused 2 "'bogus'" python3 "$t/gpu_record.py" bogus
 refused 2 --bogus python3 "$t/peer/check_checkpoint.py" ck.safetensors images.idx --bogus
 helps python3 "$t/peer/check_checkpoint.py" --help
+refused 2 --bogus python3 "$t/svd-summary.py" --bogus
+refused 2 "no seed's reports" python3 "$t/svd-summary.py" "$work/empty"
+helps python3 "$t/svd-summary.py" --help
 if python3 -c 'import torch' 2>/dev/null; then
   refused 2 --bogus python3 "$t/peer/pytorch_seed.py" --bogus
 else  # without PyTorch it says so first, and which package brings it
