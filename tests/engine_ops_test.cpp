@@ -71,6 +71,9 @@ std::vector<Case> cases() {
       // A map larger than a chunk: one image per GEMM.
       {"3x3 valid, 36x36 map", conv(3, 2, 36, 36, 4, 3, 3, 1, 0, 0, 0, 0)},
       {"3x3 valid, 36x36 map, 1 channel", conv(3, 1, 36, 36, 4, 3, 3, 1, 0, 0, 0, 0)},
+      // Images large enough that dw's im2col runs in pieces of output rows (the last partial).
+      {"3x3 valid, 64 channels, 36x36: dw in pieces", conv(2, 64, 36, 36, 4, 3, 3, 1, 0, 0, 0, 0)},
+      {"3x3 same, 48 channels, 40x40: dw in pieces", conv(1, 48, 40, 40, 5, 3, 3, 1, 1, 1, 1, 1)},
   };
   return all;
 }

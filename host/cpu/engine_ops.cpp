@@ -34,6 +34,13 @@ int chunk_images(const ConvGeom& g) {
   return int(std::clamp<int64_t>((kChunkColumns + p - 1) / p, 1, std::max(g.n, 1)));
 }
 
+// Output rows per piece of dw's im2col on a large image: about kPieceFloats of columns.
+constexpr int64_t kPieceFloats = 256 * 1024;  // 1 MiB
+int dw_piece_rows(const ConvGeom& g) {
+  const int64_t row = std::max<int64_t>(int64_t(g.c) * g.kh * g.kw * g.ow, 1);
+  return int(std::clamp<int64_t>(kPieceFloats / row, 1, std::max(g.oh, 1)));
+}
+
 // Output columns [lo, hi) whose input column o·s + j − pad falls inside [0, size).
 void valid_range(int out, int size, int s, int j, int pad, int* lo, int* hi) {
   const int first = pad - j;
@@ -714,8 +721,23 @@ void conv_backward_fast(const ConvGeom& g, const float* x, const float* y, float
         db[m] += lane_sum(to, p);
       }
     }
-    im2col(g, x + n0 * image, count, cols, ld, x + g.n * image);
-    gemm(g.m, k, ld, {dyc, ld}, {cols, ld, true}, dw, k, n0 > 0, packing);
+    const int rows = dw_piece_rows(g);
+    if (count == 1 && (!dx || direct_dx_ok(g)) && rows < g.oh) {
+      // One large image whose columns are not needed for dx: dw in pieces of whole output
+      // rows, each piece's columns still in the core's L2 cache when its GEMM reads them.
+      for (int oy0 = 0; oy0 < g.oh; oy0 += rows) {
+        ConvGeom piece = g;
+        piece.oh = std::min(rows, g.oh - oy0);
+        piece.pad_top = g.pad_top - oy0 * g.stride;  // the piece's first row reads input row oy0·s − pad
+        const int64_t cols_ld = int64_t(piece.oh) * g.ow;
+        im2col(piece, x + n0 * image, 1, cols, cols_ld, x + g.n * image);
+        gemm(g.m, k, cols_ld, {dyc + int64_t(oy0) * g.ow, ld}, {cols, cols_ld, true}, dw, k,
+             n0 > 0 || oy0 > 0, packing);
+      }
+    } else {
+      im2col(g, x + n0 * image, count, cols, ld, x + g.n * image);
+      gemm(g.m, k, ld, {dyc, ld}, {cols, ld, true}, dw, k, n0 > 0, packing);
+    }
     if (!dx) continue;
     if (direct_dx_ok(g)) {  // each image's masked dy padded by the window less the padding
       const DirectShape s = dx_shape(g);
