@@ -548,26 +548,20 @@ void pad_planes(const DirectShape& s, int planes, const float* src, int rows, in
     }
 }
 
-// The forward's weights in blocks: [m / F][c][tap][m % F], zero past m.
-void block_forward_weights(const ConvGeom& g, const float* w, float* wb) {
-  const int taps = g.kh * g.kw;
-  std::fill(wb, wb + block_floats(g.m, g.c, taps), 0.0f);
-  for (int m = 0; m < g.m; ++m)
-    for (int c = 0; c < g.c; ++c)
-      for (int tap = 0; tap < taps; ++tap)
-        wb[((int64_t(m / kManyFilters) * g.c + c) * taps + tap) * kManyFilters + m % kManyFilters] =
-            w[(int64_t(m) * g.c + c) * taps + tap];
-}
-
-// dx's weights: w transposed (c filters over m channels) and flipped, in blocks.
-void block_dx_weights(const ConvGeom& g, const float* w, float* wb) {
-  const int taps = g.kh * g.kw;
-  std::fill(wb, wb + block_floats(g.c, g.m, taps), 0.0f);
-  for (int c = 0; c < g.c; ++c)
-    for (int m = 0; m < g.m; ++m)
-      for (int tap = 0; tap < taps; ++tap)
-        wb[((int64_t(c / kManyFilters) * g.m + m) * taps + tap) * kManyFilters + c % kManyFilters] =
-            w[(int64_t(m) * g.c + c) * taps + (taps - 1 - tap)];
+// Weights w (m × c × taps) in blocks [out / F][in][tap][out % F] (zero past the last filter)
+// for a direct convolution of `outs` filters over `ins` channels: the forward's (out m, in c)
+// or, transposed and flipped, dx's (out c, in m, tap taps − 1 − tap of w).
+void block_weights(const ConvGeom& g, const float* w, bool for_dx, float* wb) {
+  const int taps = g.kh * g.kw, outs = for_dx ? g.c : g.m, ins = for_dx ? g.m : g.c;
+  std::fill(wb, wb + block_floats(outs, ins, taps), 0.0f);
+  for (int o = 0; o < outs; ++o)
+    for (int i = 0; i < ins; ++i)
+      for (int tap = 0; tap < taps; ++tap) {
+        const int64_t from = for_dx ? (int64_t(i) * g.c + o) * taps + (taps - 1 - tap)
+                                    : (int64_t(o) * g.c + i) * taps + tap;
+        wb[((int64_t(o / kManyFilters) * ins + i) * taps + tap) * kManyFilters + o % kManyFilters] =
+            w[from];
+      }
 }
 
 // The direct path's own workspace, after the GEMM path's (which computes dw): one padded image
@@ -631,7 +625,7 @@ void direct_many_forward(const ConvGeom& g, const float* x, const float* w, cons
                          bool relu, float* y, float* workspace) {
   const DirectShape s = forward_shape(g);
   const DirectSpace sp = direct_space(g, workspace);
-  block_forward_weights(g, w, sp.weights);
+  block_weights(g, w, false, sp.weights);
   const int64_t image = int64_t(g.c) * g.h * g.w, out = int64_t(g.m) * g.oh * g.ow;
   for (int n = 0; n < g.n; ++n) {
     pad_planes(s, g.c, x + n * image, g.h, g.w, g.w, int64_t(g.h) * g.w, g.pad_top, g.pad_left,
@@ -698,7 +692,7 @@ void conv_backward_fast(const ConvGeom& g, const float* x, const float* y, float
   DirectSpace dsp{};
   if (direct_dx_ok(g) && dx) {
     dsp = direct_space(g, packing + conv_packing(g));
-    block_dx_weights(g, w, dsp.weights);
+    block_weights(g, w, true, dsp.weights);
   }
   std::fill(db, db + g.m, 0.0f);
   if (dx && g.stride != 1) std::fill(dx, dx + g.x_size(), 0.0f);  // col2im accumulates
