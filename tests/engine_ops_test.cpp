@@ -74,6 +74,8 @@ std::vector<Case> cases() {
       // Images large enough that dw's im2col runs in pieces of output rows (the last partial).
       {"3x3 valid, 64 channels, 36x36: dw in pieces", conv(2, 64, 36, 36, 4, 3, 3, 1, 0, 0, 0, 0)},
       {"3x3 same, 48 channels, 40x40: dw in pieces", conv(1, 48, 40, 40, 5, 3, 3, 1, 1, 1, 1, 1)},
+      // A first layer of stride 2 on a large 3-channel image: dw in pieces when no dx is asked.
+      {"3x3 stride 2 same, 3 channels, 200x240: dw in pieces", conv(1, 3, 200, 240, 4, 3, 3, 2, 1, 1, 1, 1)},
   };
   return all;
 }
