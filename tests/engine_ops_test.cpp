@@ -105,14 +105,20 @@ struct Outputs {
   Floats y, dx, dw, db;
 };
 
-// The reference: conv_forward (+ relu_forward); relu_backward, conv_backward_filter, _data.
-Outputs reference(const ConvGeom& g, const Floats& x, const Floats& w, const Floats& b,
-                  const Floats& dy_in, bool relu, bool want_dx) {
+// Outputs of g's shapes, NaN everywhere: each value must be overwritten.
+Outputs unwritten(const ConvGeom& g) {
   Outputs o;
   o.y.assign(size_t(g.y_size()), kNaN);
   o.dx.assign(size_t(g.x_size()), kNaN);
   o.dw.assign(size_t(g.w_size()), kNaN);
   o.db.assign(size_t(g.m), kNaN);
+  return o;
+}
+
+// The reference: conv_forward (+ relu_forward); relu_backward, conv_backward_filter, _data.
+Outputs reference(const ConvGeom& g, const Floats& x, const Floats& w, const Floats& b,
+                  const Floats& dy_in, bool relu, bool want_dx) {
+  Outputs o = unwritten(g);
   Floats ws(size_t(cpu::conv_workspace(g)));
   cpu::conv_forward(g, x.data(), w.data(), b.data(), o.y.data(), ws.data());
   if (relu) cpu::relu_forward(g.y_size(), o.y.data());
@@ -127,11 +133,7 @@ Outputs reference(const ConvGeom& g, const Floats& x, const Floats& w, const Flo
 // the workspace they asked for.
 Outputs fast(const ConvGeom& g, const Floats& x, const Floats& w, const Floats& b,
              const Floats& dy_in, bool relu, bool want_dx) {
-  Outputs o;
-  o.y.assign(size_t(g.y_size()), kNaN);
-  o.dx.assign(size_t(g.x_size()), kNaN);
-  o.dw.assign(size_t(g.w_size()), kNaN);
-  o.db.assign(size_t(g.m), kNaN);
+  Outputs o = unwritten(g);
   const int64_t room = cpu::conv_fast_workspace(g);
   cpu::AlignedFloats ws(size_t(room + kGuardFloats), kGuard);
   cpu::conv_forward_fast(g, x.data(), w.data(), b.data(), relu, o.y.data(), ws.data());

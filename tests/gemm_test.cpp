@@ -11,16 +11,16 @@
 
 #include "cpu/aligned.h"
 #include "cpu/cpu_ops.h"
+#include "cpu/eigen_maps.h"
 #include "cpu/engine_ops.h"
 #include "splitconv/random.h"
 
 namespace splitconv {
 namespace {
 
-using MatR = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-using Strided = Eigen::OuterStride<>;
-using CMap = Eigen::Map<const MatR, Eigen::Unaligned, Strided>;
-using Map = Eigen::Map<MatR, Eigen::Unaligned, Strided>;
+using cpu::Strided;
+using CMap = cpu::CStridedMapR;
+using Map = cpu::StridedMapR;
 constexpr float kGuard = 4321.5f;
 
 cpu::AlignedFloats random_floats(Rng& rng, int64_t n) {

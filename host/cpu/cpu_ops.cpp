@@ -3,12 +3,12 @@
 // CPU engine runs its convolutions and pooling with the fast ops of engine_ops.h instead.
 #include "cpu/cpu_ops.h"
 
-#include <Eigen/Core>
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <string>
 
+#include "cpu/eigen_maps.h"
 #include "splitconv/error.h"
 
 namespace splitconv {
@@ -23,12 +23,6 @@ double adam_step_size(double lr, double beta1, double beta2, int64_t t) {
 
 namespace splitconv::cpu {
 namespace {
-
-using MatR = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-using MapR = Eigen::Map<MatR>;
-using CMapR = Eigen::Map<const MatR>;
-using CVec = Eigen::Map<const Eigen::VectorXf>;
-using Vec = Eigen::Map<Eigen::VectorXf>;
 
 // Output columns [lo, hi) whose input column o·s + j − pad falls inside [0, size).
 void valid_range(int out, int size, int s, int j, int pad, int* lo, int* hi) {
@@ -180,8 +174,16 @@ void dense_forward(const DenseGeom& g, const float* x, const float* w, const flo
                    float* y) {
   MapR ymat(y, g.n, g.out);
   ymat.noalias() = CMapR(x, g.n, g.in) * CMapR(w, g.out, g.in).transpose();
-  ymat.rowwise() += CVec(b, g.out).transpose();
+  dense_bias_act(g, b, relu, y);
+}
+
+void dense_bias_act(const DenseGeom& g, const float* b, bool relu, float* y) {
+  MapR(y, g.n, g.out).rowwise() += CVec(b, g.out).transpose();
   if (relu) relu_forward(int64_t(g.n) * g.out, y);
+}
+
+void dense_bias_grad(const DenseGeom& g, const float* dy, float* db) {
+  Vec(db, g.out) = CMapR(dy, g.n, g.out).colwise().sum().transpose();
 }
 
 void bias_act_forward(int n, int c, int64_t plane, const float* b, bool relu, float* y) {
@@ -211,7 +213,7 @@ void dense_backward(const DenseGeom& g, const float* x, const float* w, const fl
   const CMapR dymat(dy, g.n, g.out);
   if (dx) MapR(dx, g.n, g.in).noalias() = dymat * CMapR(w, g.out, g.in);
   MapR(dw, g.out, g.in).noalias() = dymat.transpose() * CMapR(x, g.n, g.in);
-  Vec(db, g.out) = dymat.colwise().sum().transpose();
+  dense_bias_grad(g, dy, db);
 }
 
 void softmax_xent(int n, int k, const float* logits, const uint8_t* labels, float* dlogits,

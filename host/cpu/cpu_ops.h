@@ -38,6 +38,10 @@ void dense_forward(const DenseGeom& g, const float* x, const float* w, const flo
 // dx may be null (first layer); dw, db overwritten
 void dense_backward(const DenseGeom& g, const float* x, const float* w, const float* dy,
                     float* dx, float* dw, float* db);
+// The dense layer's parts around its GEMMs, shared with the engine's dense ops (engine_ops.h):
+// y (n×out) += b on every row, then max(·, 0) when relu; db = Σ over the rows of dy.
+void dense_bias_act(const DenseGeom& g, const float* b, bool relu, float* y);
+void dense_bias_grad(const DenseGeom& g, const float* dy, float* db);
 
 // Fused, numerically stable softmax + sparse categorical cross-entropy over n rows of k
 // logits. Adds Σ loss and the number of correct arg-maxes to *loss_sum and *correct. When

@@ -2,7 +2,6 @@
 // images at once or as direct loops, the max-pool, the update.
 #include "cpu/engine_ops.h"
 
-#include <Eigen/Core>
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -12,12 +11,6 @@
 
 namespace splitconv::cpu {
 namespace {
-
-using MatR = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-using MapR = Eigen::Map<MatR>;
-using CMapR = Eigen::Map<const MatR>;
-using CVec = Eigen::Map<const Eigen::VectorXf>;
-using Vec = Eigen::Map<Eigen::VectorXf>;
 
 // A GEMM's output columns per chunk of images: enough that Eigen's kernels run at speed on
 // small maps, few enough that a chunk's columns stay in a core's L2 cache.
@@ -763,15 +756,14 @@ int64_t dense_fast_workspace(const DenseGeom& g) {
 void dense_forward_fast(const DenseGeom& g, const float* x, const float* w, const float* b,
                         bool relu, float* y, float* workspace) {
   gemm(g.n, g.out, g.in, {x, g.in}, {w, g.in, true}, y, g.out, false, workspace);
-  MapR(y, g.n, g.out).rowwise() += CVec(b, g.out).transpose();
-  if (relu) relu_forward(int64_t(g.n) * g.out, y);
+  dense_bias_act(g, b, relu, y);
 }
 
 void dense_backward_fast(const DenseGeom& g, const float* x, const float* w, const float* dy,
                          float* dx, float* dw, float* db, float* workspace) {
   if (dx) gemm(g.n, g.in, g.out, {dy, g.out}, {w, g.in}, dx, g.in, false, workspace);
   gemm(g.out, g.in, g.n, {dy, g.out, true}, {x, g.in}, dw, g.in, false, workspace);
-  Vec(db, g.out) = CMapR(dy, g.n, g.out).colwise().sum().transpose();
+  dense_bias_grad(g, dy, db);
 }
 
 void maxpool_forward_fast(const PoolGeom& g, const float* x, float* y, int32_t* argmax) {

@@ -4,6 +4,8 @@
 // the packing blocks come from the caller.
 #include "cpu/gemm.h"
 
+#include "cpu/eigen_maps.h"
+
 #include <Eigen/Core>
 #include <stdexcept>
 #include <string>
@@ -12,10 +14,8 @@ namespace splitconv::cpu {
 namespace {
 
 using Index = Eigen::Index;
-using MatR = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-using Strided = Eigen::OuterStride<>;
-using CMap = Eigen::Map<const MatR, Eigen::Unaligned, Strided>;
-using Map = Eigen::Map<MatR, Eigen::Unaligned, Strided>;
+using CMap = CStridedMapR;
+using Map = StridedMapR;
 
 int64_t round16(int64_t f) { return (f + 15) / 16 * 16; }  // keeps each block 64-byte aligned
 
