@@ -57,8 +57,19 @@ bool own_conv_supports(const Layer& layer, int max_batch);
 std::unique_ptr<ConvImpl> make_own_conv(const Layer& layer, int max_batch, bool need_dx,
                                         ConvContext& ctx);
 
-// The cuDNN implementation (conv_cudnn.cpp).
-std::unique_ptr<ConvImpl> make_cudnn_conv(const Layer& layer, int max_batch, bool need_dx,
-                                          ConvContext& ctx);
+// The cuDNN implementation (conv_cudnn.cpp), with its three convolutions also callable alone
+// (`bench kernel` times each direction against the own kernels): the same descriptors,
+// algorithms (cudnn_policy.h) and workspace (ctx's) as forward and backward use.
+class CudnnConvImpl : public ConvImpl {
+ public:
+  // y = conv(x, w): no bias, no activation.
+  virtual void conv_forward(int n, const float* x, const float* w, float* y) = 0;
+  // dx = conv_transpose(dy, w), dy as given (no mask); planned with need_dx only.
+  virtual void conv_backward_data(int n, const float* dy, const float* w, float* dx) = 0;
+  // dw = Σ_n dy ⋆ x, dy as given; the bias gradient is bias_backward's (ops.h).
+  virtual void conv_backward_filter(int n, const float* x, const float* dy, float* dw) = 0;
+};
+std::unique_ptr<CudnnConvImpl> make_cudnn_conv(const Layer& layer, int max_batch, bool need_dx,
+                                               ConvContext& ctx);
 
 }  // namespace splitconv::gpu

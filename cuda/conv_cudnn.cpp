@@ -32,13 +32,16 @@ struct BatchPlan {
 
 std::string kib(size_t bytes) { return std::to_string((bytes + 1023) / 1024) + " KiB"; }
 
-class CudnnConv final : public ConvImpl {
+class CudnnConv final : public CudnnConvImpl {
  public:
   CudnnConv(const Layer& l, int max_batch, bool need_dx, ConvContext& ctx);
 
   void forward(int n, const float* x, const float* w, const float* b, float* y) override;
   void backward(int n, const float* x, const float* y, float* dy, const float* w, float* dx,
                 float* dw, float* db) override;
+  void conv_forward(int n, const float* x, const float* w, float* y) override;
+  void conv_backward_data(int n, const float* dy, const float* w, float* dx) override;
+  void conv_backward_filter(int n, const float* x, const float* dy, float* dw) override;
   size_t workspace_bytes() const override { return max_plan_->workspace; }
   std::string describe() const override;
 
@@ -246,30 +249,43 @@ BatchPlan& CudnnConv::plan_for(int n) {
   return *plans_.emplace(n, std::move(plan)).first->second;
 }
 
-void CudnnConv::forward(int n, const float* x, const float* w, const float* b, float* y) {
+void CudnnConv::conv_forward(int n, const float* x, const float* w, float* y) {
   BatchPlan& p = plan_for(n);
   const float one = 1.0f, zero = 0.0f;
   CUDNN_CHECK(cudnnConvolutionForward(ctx_.cudnn, &one, p.x.get(), x, w_.get(), w, fwd_.get(), p.fwd,
                                       ctx_.workspace, ctx_.workspace_bytes, &zero, p.y.get(), y));
+}
+
+void CudnnConv::conv_backward_data(int n, const float* dy, const float* w, float* dx) {
+  if (!need_dx_) throw Error(name_ + ": input gradient asked for but not planned");
+  BatchPlan& p = plan_for(n);
+  const float one = 1.0f, zero = 0.0f;
+  CUDNN_CHECK(cudnnConvolutionBackwardData(ctx_.cudnn, &one, w_.get(), w, p.y.get(), dy,
+                                           bwd_data_.get(), p.bwd_data, ctx_.workspace,
+                                           ctx_.workspace_bytes, &zero, p.x.get(), dx));
+}
+
+void CudnnConv::conv_backward_filter(int n, const float* x, const float* dy, float* dw) {
+  BatchPlan& p = plan_for(n);
+  const float one = 1.0f, zero = 0.0f;
+  CUDNN_CHECK(cudnnConvolutionBackwardFilter(ctx_.cudnn, &one, p.x.get(), x, p.y.get(), dy,
+                                             bwd_filter_.get(), p.bwd_filter, ctx_.workspace,
+                                             ctx_.workspace_bytes, &zero, w_.get(), dw));
+}
+
+void CudnnConv::forward(int n, const float* x, const float* w, const float* b, float* y) {
+  conv_forward(n, x, w, y);
   bias_act_forward(ctx_.stream, n, g_.m, int64_t(g_.oh) * g_.ow, b, relu_, y);
 }
 
 void CudnnConv::backward(int n, const float* x, const float* y, float* dy, const float* w,
                          float* dx, float* dw, float* db) {
   if (dx && !need_dx_) throw Error(name_ + ": input gradient asked for but not planned");
-  BatchPlan& p = plan_for(n);
   const int64_t plane = int64_t(g_.oh) * g_.ow;
   if (relu_) relu_backward(ctx_.stream, int64_t(n) * g_.m * plane, y, dy);
   bias_backward(ctx_.stream, n, g_.m, plane, dy, db);
-  const float one = 1.0f, zero = 0.0f;
-  CUDNN_CHECK(cudnnConvolutionBackwardFilter(ctx_.cudnn, &one, p.x.get(), x, p.y.get(), dy, bwd_filter_.get(),
-                                             p.bwd_filter, ctx_.workspace, ctx_.workspace_bytes,
-                                             &zero, w_.get(), dw));
-  if (dx) {
-    CUDNN_CHECK(cudnnConvolutionBackwardData(ctx_.cudnn, &one, w_.get(), w, p.y.get(), dy, bwd_data_.get(),
-                                             p.bwd_data, ctx_.workspace, ctx_.workspace_bytes,
-                                             &zero, p.x.get(), dx));
-  }
+  conv_backward_filter(n, x, dy, dw);
+  if (dx) conv_backward_data(n, dy, w, dx);
 }
 
 std::string CudnnConv::describe() const {
@@ -284,8 +300,8 @@ std::string CudnnConv::describe() const {
 
 }  // namespace
 
-std::unique_ptr<ConvImpl> make_cudnn_conv(const Layer& layer, int max_batch, bool need_dx,
-                                          ConvContext& ctx) {
+std::unique_ptr<CudnnConvImpl> make_cudnn_conv(const Layer& layer, int max_batch, bool need_dx,
+                                               ConvContext& ctx) {
   return std::make_unique<CudnnConv>(layer, max_batch, need_dx, ctx);
 }
 

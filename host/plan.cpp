@@ -12,7 +12,7 @@ const PlanOp* StepPlan::op_of(int layer) const {
   return nullptr;
 }
 
-StepPlan make_plan(const Model& model, int max_batch) {
+StepPlan make_plan(const Model& model, int max_batch, bool input_grad) {
   if (max_batch < 1) throw Error("plan: max_batch must be at least 1");
   if (max_batch > kMaxBatch)
     throw InputError("batch " + std::to_string(max_batch) + " is over the limit of " +
@@ -29,7 +29,7 @@ StepPlan make_plan(const Model& model, int max_batch) {
   p.input = model.input;
   p.buffers.push_back({"input", model.input, false});
   int current = 0;  // the buffer holding the latest activation
-  bool params_before = false;
+  bool params_before = input_grad;  // whether a gradient is wanted before this layer
   for (size_t i = 0; i < model.layers.size(); ++i) {
     const Layer& l = model.layers[i];
     if (l.spec.activation == Activation::Softmax && i + 1 != model.layers.size())
@@ -54,7 +54,7 @@ StepPlan make_plan(const Model& model, int max_batch) {
       p.argmax_shapes.push_back(l.out);
     }
     // Every layer's output gradient is read on the way back (the loss writes the last one);
-    // its input gradient only when some earlier layer has parameters.
+    // its input gradient only when some earlier layer has parameters (or input_grad).
     p.buffers[size_t(op.y)].needs_grad = true;
     if (op.need_dx) p.buffers[size_t(op.x)].needs_grad = true;
     params_before = params_before || has_params;

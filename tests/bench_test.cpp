@@ -19,6 +19,7 @@
 
 #include "splitconv/bench.h"
 #include "splitconv/error.h"
+#include "splitconv/plan.h"
 #include "splitconv/spec.h"
 
 namespace fs = std::filesystem;
@@ -136,6 +137,22 @@ TEST(BenchCase, LayersAreShapedAsTheModelShapesThem) {
   EXPECT_EQ(p[0].params + p[1].params, 16 * (5 * 64 + 1) + 32 * (5 * 16 + 1));
   s.kh = s.kw = 7, s.w = 6;  // a valid 7×7 does not fit 14×6
   EXPECT_THROW(check_case(s), InputError);
+}
+
+TEST(BenchCase, SideModelsEndInASmallHeadAnEngineCanPlan) {
+  ConvCase s;
+  s.kh = s.kw = 5, s.c = 64, s.m = 32, s.rank = 16, s.h = 14, s.w = 12;
+  const Model n = nxn_model(s), p = pair_model(s);
+  ASSERT_EQ(n.layers.size(), 4u);  // nxn, pool, flatten, head
+  ASSERT_EQ(p.layers.size(), 5u);
+  EXPECT_EQ(n.layers[0].out, nxn_layers(s)[0].out);
+  EXPECT_EQ(p.layers[1].out, pair_layers(s)[1].out);
+  // A max-pool over the whole 10x8 map: the head has 2·(32 + 1) parameters, not 2·(10·8·32 + 1).
+  EXPECT_EQ(n.layers[1].kind(), LayerKind::MaxPool);
+  EXPECT_EQ(n.layers[1].out, (Shape{1, 1, 32}));
+  EXPECT_EQ(n.layers[3].params, 2 * (32 + 1));
+  const StepPlan plan = make_plan(p, 4, true);
+  EXPECT_TRUE(plan.forward[0].need_dx);
 }
 
 TEST(BenchReport, DerivedFiguresFollowTheirDefinitions) {

@@ -106,7 +106,11 @@ TEST(CpuBackend, TrainMetricsAreTheForwardPassBeforeTheStep) {
   EXPECT_EQ(after.count, 24);
   const Metrics second = b->evaluate(Split::Train, 24);
   b->train_step(0, 24, 2, Hyper{});
-  EXPECT_EQ(b->train_metrics().loss_sum, first.loss_sum + second.loss_sum);  // sums accumulate
+  // Sums accumulate: the step adds its per-thread partials one by one to the running sum,
+  // ((first + part0) + part1), where first + second associates them as first + (part0 + part1);
+  // the two roundings of a double sum differ by an ulp or so, whichever the data (exact
+  // equality held on one CPU and not on another).
+  EXPECT_DOUBLE_EQ(b->train_metrics().loss_sum, first.loss_sum + second.loss_sum);
   EXPECT_EQ(b->train_metrics().count, 48);
   b->reset_train_metrics();
   EXPECT_EQ(b->train_metrics().count, 0);

@@ -67,6 +67,20 @@ TEST(StepPlan, InputGradientOnlyAfterTheFirstLayerWithParameters) {
   EXPECT_TRUE(p.buffers[1].needs_grad);  // the pool's output: the conv's dy
 }
 
+TEST(StepPlan, InputGradientWhenAsked) {
+  // As `bench conv` plans a layer: every op computes its input gradient, the input's included.
+  const std::string text = "input 8x8x2\nmaxpool 2x2\nconv 4 3x3\nflatten\ndense 3\n";
+  const StepPlan p = make_plan(model_of(text), 5, true);
+  ASSERT_EQ(p.forward.size(), 3u);
+  for (const PlanOp& op : p.forward) EXPECT_TRUE(op.need_dx) << op.layer;
+  for (const PlanBuffer& b : p.buffers) EXPECT_TRUE(b.needs_grad) << b.name;
+  // The rest of the plan is the training plan's.
+  const StepPlan t = make_plan(model_of(text), 5);
+  ASSERT_EQ(t.buffers.size(), p.buffers.size());
+  for (size_t i = 0; i < t.buffers.size(); ++i) EXPECT_EQ(t.buffers[i].shape, p.buffers[i].shape);
+  EXPECT_EQ(t.logits, p.logits);
+}
+
 TEST(StepPlan, RefusesWhatNoEngineRuns) {
   EXPECT_THROW(make_plan(seed_v0(), 0), Error);
   // The last layer must be dense without ReLU; softmax only there.

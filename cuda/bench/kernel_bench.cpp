@@ -1,7 +1,8 @@
-// `splitconv bench kernel`: the split-convolution kernels against cuDNN on one shape, in the
-// spirit of llm.c's dev/cuda: every variant is first checked against the CPU reference, then
-// timed with CUDA events; the table reports each against cuDNN measured in the same run.
-// Host code only (the kernels are in conv_split*.cu).
+// `splitconv bench kernel`: the split-convolution kernels against cuDNN on one shape, each
+// direction alone: every variant is first checked against the CPU reference, then timed with
+// CUDA events; the table reports each against cuDNN measured in the same run. cuDNN runs as
+// training runs it (conv.h's cuDNN convolution, its algorithm policy and workspace). Host code
+// only (the kernels are in conv_split*.cu).
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -11,22 +12,24 @@
 #include <vector>
 
 #include "bench/bench_util.h"
-#include "splitconv/bench.h"
-#include "cudnn_policy.h"
-#include "resources.h"
+#include "conv.h"
 #include "conv_split.h"
 #include "cpu/cpu_ops.h"
 #include "ops.h"
+#include "resources.h"
 #include "splitconv/backend.h"
+#include "splitconv/bench.h"
 #include "splitconv/error.h"
+#include "splitconv/model.h"
 #include "splitconv/random.h"
+#include "splitconv/spec.h"
 
 namespace splitconv::gpu {
 namespace {
 
 // fp32 kernels against the fp32 CPU reference: differences are summation order only,
-// ~√(c·n)·2⁻²⁴ relative to the largest output. cuDNN's algorithms are chosen by the policy
-// training uses (cudnn_policy.h: float32, no FFT or Winograd); its bound stays a digit wider
+// ~√(c·n)·2⁻²⁴ relative to the largest output. cuDNN's algorithms are chosen as training's
+// (cudnn_policy.h: float32, no FFT or Winograd); its bound stays a digit wider
 // because its kernels sum in an order of their own (split-K, tiled reductions).
 constexpr double kOwnTolerance = 1e-4;
 constexpr double kCudnnTolerance = 1e-3;
@@ -39,95 +42,6 @@ bench::TimingOptions kernel_timing(int runs) {
   o.budget_s = 1e9;
   o.min_sample_ms = 0.5;
   return o;
-}
-
-// One convolution planned through cuDNN's legacy API, float32 math (CUDNN_FMA_MATH), the
-// algorithms found by measuring (cudnnFind*) and picked by training's policy (cudnn_policy.h).
-class CudnnConvPlan {
- public:
-  CudnnConvPlan(cudnnHandle_t h, const ConvGeom& g, bool backward);
-  CudnnConvPlan(const CudnnConvPlan&) = delete;
-  CudnnConvPlan& operator=(const CudnnConvPlan&) = delete;
-
-  void forward(const float* x, const float* w, float* y, void* ws, size_t ws_bytes) const;
-  void backward_data(const float* dy, const float* w, float* dx, void* ws, size_t bytes) const;
-  void backward_filter(const float* x, const float* dy, float* dw, void* ws, size_t bytes) const;
-  size_t workspace = 0;
-
- private:
-  cudnnHandle_t h_;
-  TensorDesc x_ = new_tensor_desc(), y_ = new_tensor_desc();
-  FilterDesc w_ = new_filter_desc();
-  ConvDesc conv_ = new_conv_desc();
-  cudnnConvolutionFwdAlgo_t fwd_{};
-  cudnnConvolutionBwdDataAlgo_t bwd_data_{};
-  cudnnConvolutionBwdFilterAlgo_t bwd_filter_{};
-};
-
-template <class Perf>
-const Perf& fastest_fp32(const std::vector<Perf>& perf, int got, const char* what) {
-  if (const Perf* p = first_usable(perf, got, CUDNN_FMA_MATH, kMaxWorkspace, false)) return *p;
-  throw Error(std::string("bench kernel: cuDNN offers no float32 ") + what + " algorithm");
-}
-
-CudnnConvPlan::CudnnConvPlan(cudnnHandle_t h, const ConvGeom& g, bool backward) : h_(h) {
-  CUDNN_CHECK(
-      cudnnSetTensor4dDescriptor(x_, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, g.n, g.c, g.h, g.w));
-  CUDNN_CHECK(
-      cudnnSetTensor4dDescriptor(y_, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, g.n, g.m, g.oh, g.ow));
-  CUDNN_CHECK(
-      cudnnSetFilter4dDescriptor(w_, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, g.m, g.c, g.kh, g.kw));
-  CUDNN_CHECK(cudnnSetConvolution2dDescriptor(conv_, g.pad_top, g.pad_left, 1, 1, 1, 1,
-                                              CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
-  CUDNN_CHECK(cudnnSetConvolutionMathType(conv_, CUDNN_FMA_MATH));
-  int on = 0, oc = 0, oh = 0, ow = 0;
-  CUDNN_CHECK(cudnnGetConvolution2dForwardOutputDim(conv_, x_, w_, &on, &oc, &oh, &ow));
-  if (on != g.n || oc != g.m || oh != g.oh || ow != g.ow)
-    throw Error("bench kernel: cuDNN computes another output shape for this convolution");
-
-  int count = 0, got = 0;
-  CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithmMaxCount(h, &count));
-  std::vector<cudnnConvolutionFwdAlgoPerf_t> fwd(size_t(std::max(count, 1)));
-  CUDNN_CHECK(cudnnFindConvolutionForwardAlgorithm(h, x_, w_, conv_, y_, count, &got, fwd.data()));
-  const auto& f = fastest_fp32(fwd, got, "forward");
-  fwd_ = f.algo;
-  workspace = f.memory;
-  if (!backward) return;
-  CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithmMaxCount(h, &count));
-  std::vector<cudnnConvolutionBwdDataAlgoPerf_t> bd(size_t(std::max(count, 1)));
-  CUDNN_CHECK(
-      cudnnFindConvolutionBackwardDataAlgorithm(h, w_, y_, conv_, x_, count, &got, bd.data()));
-  const auto& d = fastest_fp32(bd, got, "backward-data");
-  bwd_data_ = d.algo;
-  workspace = std::max(workspace, d.memory);
-  CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithmMaxCount(h, &count));
-  std::vector<cudnnConvolutionBwdFilterAlgoPerf_t> bf(size_t(std::max(count, 1)));
-  CUDNN_CHECK(
-      cudnnFindConvolutionBackwardFilterAlgorithm(h, x_, y_, conv_, w_, count, &got, bf.data()));
-  const auto& k = fastest_fp32(bf, got, "backward-filter");
-  bwd_filter_ = k.algo;
-  workspace = std::max(workspace, k.memory);
-}
-
-void CudnnConvPlan::forward(const float* x, const float* w, float* y, void* ws,
-                            size_t bytes) const {
-  const float one = 1.0f, zero = 0.0f;
-  CUDNN_CHECK(
-      cudnnConvolutionForward(h_, &one, x_, x, w_, w, conv_, fwd_, ws, bytes, &zero, y_, y));
-}
-
-void CudnnConvPlan::backward_data(const float* dy, const float* w, float* dx, void* ws,
-                                  size_t bytes) const {
-  const float one = 1.0f, zero = 0.0f;
-  CUDNN_CHECK(cudnnConvolutionBackwardData(h_, &one, w_, w, y_, dy, conv_, bwd_data_, ws, bytes,
-                                           &zero, x_, dx));
-}
-
-void CudnnConvPlan::backward_filter(const float* x, const float* dy, float* dw, void* ws,
-                                    size_t bytes) const {
-  const float one = 1.0f, zero = 0.0f;
-  CUDNN_CHECK(cudnnConvolutionBackwardFilter(h_, &one, x_, x, y_, dy, conv_, bwd_filter_, ws, bytes,
-                                             &zero, w_, dw));
 }
 
 // ---- data on both sides ----
@@ -174,21 +88,55 @@ struct Work {
 
 // ---- the shapes ----
 
-ConvGeom split_geom(int batch, int c, int h, int w, int m, int kh, int kw, bool same) {
-  ConvGeom g{batch, c, h, w, m, kh, kw, 1, 0, 0, h - kh + 1, w - kw + 1};
-  if (same) {  // stride 1, as model.cpp: pad_top = (k−1)/2, the odd one at the bottom/right
-    g.pad_top = (kh - 1) / 2;
-    g.pad_left = (kw - 1) / 2;
-    g.oh = h;
-    g.ow = w;
+// The convolutions as a model shapes them (build_model: the geometry and padding training
+// uses), each with m filters of the given kh×kw and ReLU, one after another from the input map;
+// a flatten and a dense head follow (a model needs them) and are left out.
+std::vector<Layer> split_layers(const SplitBenchArgs& a, const std::vector<std::pair<int, int>>& kernels) {
+  Spec spec;
+  spec.source = "bench kernel";
+  spec.in_h = a.h, spec.in_w = a.w, spec.in_c = a.c;
+  for (const auto& [kh, kw] : kernels) {
+    LayerSpec l;
+    l.name = "conv" + std::to_string(spec.layers.size() + 1);
+    l.units = a.m;
+    l.kh = kh, l.kw = kw;
+    l.padding = a.padding == "same" ? Padding::Same : Padding::Valid;
+    l.activation = Activation::Relu;
+    spec.layers.push_back(l);
   }
-  return g;
+  LayerSpec flat, head;
+  flat.kind = LayerKind::Flatten, flat.name = "flatten";
+  head.kind = LayerKind::Dense, head.name = "head", head.units = 2;
+  spec.layers.push_back(flat);
+  spec.layers.push_back(head);
+  Model m = build_model(spec);
+  m.layers.resize(kernels.size());
+  return m.layers;
 }
 
-bool symmetric_padding(const ConvGeom& g) {
-  const int bottom = g.oh - 1 + g.kh - g.h - g.pad_top;
-  const int right = g.ow - 1 + g.kw - g.w - g.pad_left;
-  return bottom == g.pad_top && right == g.pad_left;
+// cuDNN pads a convolution evenly: an even n padded 'same' has no cuDNN baseline.
+bool even_padding(const Layer& l) {
+  return l.pad_top == l.pad_bottom && l.pad_left == l.pad_right;
+}
+
+// Training's cuDNN convolution (conv.h) for a layer, and the workspace it plans, bound to ctx.
+struct CudnnLayers {
+  std::vector<std::unique_ptr<CudnnConvImpl>> convs;
+  DeviceBuffer<char> workspace;
+};
+
+CudnnLayers plan_cudnn(const std::vector<Layer>& layers, int batch, bool backward,
+                       ConvContext& ctx) {
+  CudnnLayers c;
+  size_t bytes = 1;
+  for (const Layer& l : layers) {
+    c.convs.push_back(make_cudnn_conv(l, batch, backward, ctx));
+    bytes = std::max(bytes, c.convs.back()->workspace_bytes());
+  }
+  c.workspace = DeviceBuffer<char>(bytes, "cuDNN workspace");
+  ctx.workspace = c.workspace.get();
+  ctx.workspace_bytes = c.workspace.bytes();
+  return c;
 }
 
 int64_t macs(const ConvGeom& g) { return int64_t(g.n) * g.oh * g.ow * g.m * g.c * g.kh * g.kw; }
@@ -283,10 +231,11 @@ const char* tile_name(SplitTile t) {
 }
 
 // n×1 (vert) or 1×n (horz): forward with bias and ReLU, backward-data, backward-filter.
-std::string bench_conv(const SplitBenchArgs& a, cudaStream_t s, cudnnHandle_t h) {
+std::string bench_conv(const SplitBenchArgs& a, ConvContext& ctx) {
+  const cudaStream_t s = ctx.stream;
   const bool vert = a.op == "vert";
-  const ConvGeom g =
-      split_geom(a.batch, a.c, a.h, a.w, a.m, vert ? a.n : 1, vert ? 1 : a.n, a.padding == "same");
+  const Layer layer = split_layers(a, {{vert ? a.n : 1, vert ? 1 : a.n}})[0];
+  const ConvGeom g = conv_geom(layer, a.batch);
   const int64_t plane = int64_t(g.oh) * g.ow;
   Rng rng(a.seed);
   const Floats x = random_floats(rng, g.x_size()), w = random_floats(rng, g.w_size()),
@@ -308,24 +257,19 @@ std::string bench_conv(const SplitBenchArgs& a, cudaStream_t s, cudnnHandle_t h)
 
   std::vector<Variant> variants;
   std::string note;
-  std::unique_ptr<CudnnConvPlan> plan;
-  DeviceBuffer<char> cudnn_ws;
-  if (symmetric_padding(g)) {
-    plan = std::make_unique<CudnnConvPlan>(h, g, true);
-    cudnn_ws = DeviceBuffer<char>(plan->workspace, "cuDNN workspace");
+  CudnnLayers cudnn;
+  if (even_padding(layer)) {
+    cudnn = plan_cudnn({layer}, a.batch, true, ctx);
   } else {
     note = "\n(cuDNN takes only even padding; an even n padded 'same' has no baseline)";
   }
   const SplitTile tiles[] = {SplitTile::Auto, SplitTile::Big, SplitTile::Small};
+  CudnnConvImpl* plan = cudnn.convs.empty() ? nullptr : cudnn.convs[0].get();
   if (plan) {
     variants.push_back({"forward",
                         "cudnn",
                         true,
-                        [&] {
-                          plan->forward(dx_in.get(), dw_in.get(), y.get(), cudnn_ws.get(),
-                                        cudnn_ws.bytes());
-                          bias_act_forward(s, g.n, g.m, plane, db_in.get(), true, y.get());
-                        },
+                        [&] { plan->forward(g.n, dx_in.get(), dw_in.get(), db_in.get(), y.get()); },
                         {{&y, &y_ref}}});
   }
   for (SplitTile t : tiles) {
@@ -342,10 +286,7 @@ std::string bench_conv(const SplitBenchArgs& a, cudaStream_t s, cudnnHandle_t h)
     variants.push_back({"backward-data",
                         "cudnn",
                         true,
-                        [&] {
-                          plan->backward_data(ddy.get(), dw_in.get(), dx.get(), cudnn_ws.get(),
-                                              cudnn_ws.bytes());
-                        },
+                        [&] { plan->conv_backward_data(g.n, ddy.get(), dw_in.get(), dx.get()); },
                         {{&dx, &dx_ref}}});
   }
   for (SplitTile t : tiles) {
@@ -361,8 +302,7 @@ std::string bench_conv(const SplitBenchArgs& a, cudaStream_t s, cudnnHandle_t h)
                         "cudnn",
                         true,
                         [&] {
-                          plan->backward_filter(dx_in.get(), ddy.get(), dw.get(), cudnn_ws.get(),
-                                                cudnn_ws.bytes());
+                          plan->conv_backward_filter(g.n, dx_in.get(), ddy.get(), dw.get());
                           bias_backward(s, g.n, g.m, plane, ddy.get(), db.get());
                         },
                         {{&dw, &dw_ref}, {&db, &db_ref}}});
@@ -388,10 +328,10 @@ std::string bench_conv(const SplitBenchArgs& a, cudaStream_t s, cudnnHandle_t h)
 }
 
 // The pair n×1 → bias → ReLU → 1×n → bias → ReLU, forward: fused against two launches.
-std::string bench_pair(const SplitBenchArgs& a, cudaStream_t s, cudnnHandle_t h) {
-  const bool same = a.padding == "same";
-  const ConvGeom gv = split_geom(a.batch, a.c, a.h, a.w, a.m, a.n, 1, same);
-  const ConvGeom gh = split_geom(a.batch, a.m, gv.oh, gv.ow, a.m, 1, a.n, same);
+std::string bench_pair(const SplitBenchArgs& a, ConvContext& ctx) {
+  const cudaStream_t s = ctx.stream;
+  const std::vector<Layer> layers = split_layers(a, {{a.n, 1}, {1, a.n}});
+  const ConvGeom gv = conv_geom(layers[0], a.batch), gh = conv_geom(layers[1], a.batch);
   Rng rng(a.seed);
   const Floats x = random_floats(rng, gv.x_size()), w1 = random_floats(rng, gv.w_size()),
                b1 = random_floats(rng, gv.m), w2 = random_floats(rng, gh.w_size()),
@@ -410,21 +350,16 @@ std::string bench_pair(const SplitBenchArgs& a, cudaStream_t s, cudnnHandle_t h)
 
   std::vector<Variant> variants;
   std::string note;
-  std::unique_ptr<CudnnConvPlan> pv, ph;
-  DeviceBuffer<char> cudnn_ws;
-  if (symmetric_padding(gv) && symmetric_padding(gh)) {
-    pv = std::make_unique<CudnnConvPlan>(h, gv, false);
-    ph = std::make_unique<CudnnConvPlan>(h, gh, false);
-    cudnn_ws = DeviceBuffer<char>(std::max(pv->workspace, ph->workspace), "cuDNN workspace");
+  CudnnLayers cudnn;
+  if (even_padding(layers[0]) && even_padding(layers[1])) {
+    cudnn = plan_cudnn(layers, a.batch, false, ctx);
     variants.push_back(
         {"forward pair",
          "cudnn-2-launches",
          true,
          [&] {
-           pv->forward(dx.get(), dw1.get(), z.get(), cudnn_ws.get(), cudnn_ws.bytes());
-           bias_act_forward(s, gv.n, gv.m, int64_t(gv.oh) * gv.ow, db1.get(), true, z.get());
-           ph->forward(z.get(), dw2.get(), y.get(), cudnn_ws.get(), cudnn_ws.bytes());
-           bias_act_forward(s, gh.n, gh.m, int64_t(gh.oh) * gh.ow, db2.get(), true, y.get());
+           cudnn.convs[0]->forward(gv.n, dx.get(), dw1.get(), db1.get(), z.get());
+           cudnn.convs[1]->forward(gh.n, z.get(), dw2.get(), db2.get(), y.get());
          },
          {{&y, &y_ref}, {&z, &z_ref}}});
   } else {
@@ -474,7 +409,12 @@ std::string run_conv_split_bench(const SplitBenchArgs& args) {
   if (st.devices.empty()) throw Error("bench kernel: no CUDA device: " + st.why_none);
   Stream stream = new_stream();
   CudnnHandle cudnn = new_cudnn(stream);
-  return args.op == "pair" ? bench_pair(args, stream, cudnn) : bench_conv(args, stream, cudnn);
+  // Training's cuDNN set-up (conv.h): float32 math, algorithms found by measuring and picked
+  // by cudnn_policy.h.
+  ConvContext ctx;
+  ctx.cudnn = cudnn;
+  ctx.stream = stream;
+  return args.op == "pair" ? bench_pair(args, ctx) : bench_conv(args, ctx);
 }
 
 }  // namespace splitconv::gpu

@@ -1,131 +1,87 @@
-// `bench conv` on the CPU: each side runs as the CPU backend runs a layer — the batch split
-// into one slice per thread, the engine's single-threaded ops (cpu/engine_ops.h) on each
-// slice, one parallel section for the forward and one for the backward, the per-thread weight
-// gradients summed in thread order — and is checked against the plain ops (cpu/cpu_ops.h) on
-// the whole batch before it is timed.
-#include <Eigen/Core>
+// `bench conv` on the CPU: each side runs on the CPU engine as training runs a layer — its
+// plan's conv ops over one slice of the batch per thread, one parallel section for the
+// forward and one for the backward, the per-thread weight gradients summed in thread order —
+// and is checked against the plain ops (cpu/cpu_ops.h) on the whole batch before it is timed.
 #include <algorithm>
 #include <chrono>
 #include <memory>
 #include <thread>
 
 #include "bench/bench_internal.h"
-#include "cpu/aligned.h"
-#include "cpu/cpu_ops.h"
-#include "cpu/engine_ops.h"
-#include "cpu/workers.h"
+#include "cpu/cpu_engine.h"
 #include "splitconv/error.h"
 
 namespace splitconv::bench {
 namespace {
-
-using cpu::AlignedFloats;
 
 // The engine's ops on slices of the batch: only the order of the sums (per-thread gradients,
 // several images per GEMM, Eigen's kernels) differs from the reference, at the rounding level
 // (~1e-7 relative); 1e-5 leaves room and still catches any misplaced image or slice.
 constexpr double kCpuTolerance = 1e-5;
 
+// One side run by the CPU engine (cpu/cpu_engine.h) on its plan of the side model, planned with
+// the input's gradient (every conv computes its input gradient, as one inside a network does):
+// the conv ops by the engine's forward_layer / backward_layer in one parallel section over the
+// batch's slices each way, the per-thread weight gradients summed by the engine in thread
+// order. The model's pooling head is planned but never run.
 class CpuSide {
  public:
-  CpuSide(std::vector<Layer> layers, int batch, cpu::Workers& workers)
-      : layers_(std::move(layers)), workers_(workers) {
-    const int threads = workers.threads();
-    act_.emplace_back(size_t(batch) * size_t(layers_.front().in.size()));
-    grad_.emplace_back(act_[0].size());
-    const int slice = (batch + threads - 1) / threads;
-    int64_t ws = 0;
-    for (const Layer& l : layers_) {
-      act_.emplace_back(size_t(batch) * size_t(l.out.size()));
-      grad_.emplace_back(act_.back().size());
-      const ConvGeom g = conv_geom(l, 1);
-      w_.emplace_back(size_t(g.w_size()));
-      b_.emplace_back(size_t(g.m));
-      dw_.emplace_back(size_t(g.w_size()));
-      db_.emplace_back(size_t(g.m));
-      ws = std::max(ws, cpu::conv_fast_workspace(conv_geom(l, slice)));
-    }
-    workspace_.assign(size_t(threads), AlignedFloats(size_t(ws)));
-    dw_part_.assign(size_t(threads), dw_);
-    db_part_.assign(size_t(threads), db_);
+  CpuSide(const Model& model, int batch, int threads) : e_(model, batch, threads, true) {
+    for (const PlanOp& op : e_.plan().forward)
+      if (op.kind == LayerKind::Conv) convs_.push_back(op);
   }
 
   void load(const SideTensors& t) {
-    std::copy(t.x.begin(), t.x.end(), act_[0].begin());
-    std::copy(t.dy.begin(), t.dy.end(), grad_.back().begin());
-    for (size_t i = 0; i < layers_.size(); ++i) {
-      std::copy(t.w[i].begin(), t.w[i].end(), w_[i].begin());
-      std::copy(t.b[i].begin(), t.b[i].end(), b_[i].begin());
+    std::copy(t.x.begin(), t.x.end(), e_.activation(0, 0));
+    std::copy(t.dy.begin(), t.dy.end(), e_.gradient(convs_.back().y, 0));
+    for (size_t i = 0; i < convs_.size(); ++i) {
+      const Layer& l = layer(i);
+      std::copy(t.w[i].begin(), t.w[i].end(), e_.params.data() + slot(l.weight).offset);
+      std::copy(t.b[i].begin(), t.b[i].end(), e_.params.data() + slot(l.bias).offset);
     }
   }
 
-  // As CpuBackend::forward on a slice: conv (with bias), then ReLU, layer after layer.
   void forward(int n) {
-    cpu::for_slices(workers_, n, [&](int lo, int count, int thread) {
-      for (size_t i = 0; i < layers_.size(); ++i) {
-        const Layer& l = layers_[i];
-        float* y = act_[i + 1].data() + int64_t(lo) * l.out.size();
-        cpu::conv_forward_fast(conv_geom(l, count), act_[i].data() + int64_t(lo) * l.in.size(),
-                               w_[i].data(), b_[i].data(), true, y,
-                               workspace_[size_t(thread)].data());
-      }
+    e_.slices(n, [&](int lo, int count, int thread) {
+      for (const PlanOp& op : convs_) e_.forward_layer(op, lo, count, thread);
     });
   }
 
-  // As CpuBackend::backward on a slice (every layer computes its input gradient, as a layer
-  // with parameters before it does), then the per-thread sums as train_step adds them.
   void backward(int n) {
-    const int parts = std::min(n, workers_.threads());  // as for_slices splits the batch
-    cpu::for_slices(workers_, n, [&](int lo, int count, int thread) {
-      for (size_t i = layers_.size(); i-- > 0;) {
-        const Layer& l = layers_[i];
-        const ConvGeom g = conv_geom(l, count);
-        const float* x = act_[i].data() + int64_t(lo) * l.in.size();
-        float* dy = grad_[i + 1].data() + int64_t(lo) * l.out.size();
-        float* ws = workspace_[size_t(thread)].data();
-        cpu::conv_backward_fast(g, x, act_[i + 1].data() + int64_t(lo) * l.out.size(), dy,
-                                w_[i].data(), dw_part_[size_t(thread)][i].data(),
-                                db_part_[size_t(thread)][i].data(),
-                                grad_[i].data() + int64_t(lo) * l.in.size(), ws);
-      }
+    e_.slices(n, [&](int lo, int count, int thread) {
+      for (size_t i = convs_.size(); i-- > 0;) e_.backward_layer(convs_[i], lo, count, thread);
     });
-    for (size_t i = 0; i < layers_.size(); ++i) {
-      std::copy(dw_part_[0][i].begin(), dw_part_[0][i].end(), dw_[i].begin());
-      std::copy(db_part_[0][i].begin(), db_part_[0][i].end(), db_[i].begin());
-      for (int p = 1; p < parts; ++p) {
-        for (size_t j = 0; j < dw_[i].size(); ++j) dw_[i][j] += dw_part_[size_t(p)][i][j];
-        for (size_t j = 0; j < db_[i].size(); ++j) db_[i][j] += db_part_[size_t(p)][i][j];
-      }
-    }
+    e_.sum_gradients(n);
   }
 
   // The first n images' activations and input gradient, and the weight gradients.
-  SideOutputs outputs(int n) const {
+  SideOutputs outputs(int n) {
     SideOutputs o;
-    for (size_t i = 0; i < layers_.size(); ++i) {
-      o.act.emplace_back(act_[i + 1].begin(), act_[i + 1].begin() + int64_t(n) * layers_[i].out.size());
-      o.dw.emplace_back(dw_[i].begin(), dw_[i].end());
-      o.db.emplace_back(db_[i].begin(), db_[i].end());
+    auto floats = [](const float* p, int64_t count) { return std::vector<float>(p, p + count); };
+    for (size_t i = 0; i < convs_.size(); ++i) {
+      const Layer& l = layer(i);
+      o.act.push_back(floats(e_.activation(convs_[i].y, 0), int64_t(n) * l.out.size()));
+      o.dw.push_back(floats(e_.slot(e_.gradients(0), l.weight), slot(l.weight).size));
+      o.db.push_back(floats(e_.slot(e_.gradients(0), l.bias), slot(l.bias).size));
     }
-    o.dx.assign(grad_[0].begin(), grad_[0].begin() + int64_t(n) * layers_.front().in.size());
+    o.dx = floats(e_.gradient(0, 0), int64_t(n) * layer(0).in.size());
     return o;
   }
 
   // The backward is checked on the reference's activations, so that a ReLU which rounds to
   // the other side of zero here cannot flip a gradient; dy is restored (it is masked in place).
   void set_backward_inputs(const SideOutputs& ref, const SideTensors& t) {
-    for (size_t i = 0; i < layers_.size(); ++i)
-      std::copy(ref.act[i].begin(), ref.act[i].end(), act_[i + 1].begin());
-    std::copy(t.dy.begin(), t.dy.end(), grad_.back().begin());
+    for (size_t i = 0; i < convs_.size(); ++i)
+      std::copy(ref.act[i].begin(), ref.act[i].end(), e_.activation(convs_[i].y, 0));
+    std::copy(t.dy.begin(), t.dy.end(), e_.gradient(convs_.back().y, 0));
   }
 
  private:
-  std::vector<Layer> layers_;
-  cpu::Workers& workers_;
-  std::vector<AlignedFloats> act_, grad_;  // [0]: input / input gradient; [i+1]: layer i's output
-  std::vector<AlignedFloats> w_, b_, dw_, db_;
-  std::vector<std::vector<AlignedFloats>> dw_part_, db_part_;  // per thread, per layer
-  std::vector<AlignedFloats> workspace_;                      // per thread
+  const Layer& layer(size_t i) const { return e_.model().layers[size_t(convs_[i].layer)]; }
+  const ParamSlot& slot(int index) const { return e_.model().slots[size_t(index)]; }
+
+  cpu::CpuEngine e_;
+  std::vector<PlanOp> convs_;  // the plan's conv ops, in forward order
 };
 
 // One side, checked: the forward on the first vb images against the reference, then the
@@ -136,8 +92,9 @@ struct CheckedSide {
   VariantResult result;
 };
 
-CheckedSide check_side(const std::string& side, const std::vector<Layer>& layers,
-                       const ConvCase& s, int vb, cpu::Workers& workers, const TimingOptions& o) {
+CheckedSide check_side(const std::string& side, const Model& model,
+                       const std::vector<Layer>& layers, const ConvCase& s, int vb, int threads,
+                       const TimingOptions& o) {
   CheckedSide c;
   VariantResult& v = c.result;
   v.side = side;
@@ -145,7 +102,7 @@ CheckedSide check_side(const std::string& side, const std::vector<Layer>& layers
   v.tolerance = kCpuTolerance;
   c.tensors = random_tensors(layers, s.batch, o.seed + (side == "nxn" ? 0 : 1));
   const SideOutputs ref = reference_outputs(layers, vb, c.tensors);
-  c.run = std::make_unique<CpuSide>(layers, s.batch, workers);
+  c.run = std::make_unique<CpuSide>(model, s.batch, threads);
   CpuSide& run = *c.run;
   run.load(c.tensors);
   run.forward(vb);
@@ -236,11 +193,9 @@ ConvBenchResult bench_conv_cpu(const ConvCase& s, const TimingOptions& o) {
   r.description = "CPU, " + std::to_string(threads) + (threads == 1 ? " thread" : " threads");
   // At least one image per thread, so that the slices and the gradient sums are checked too.
   r.validated_batch = validation_batch(s, threads);
-  Eigen::initParallel();  // before threads share Eigen's GEMM set-up, as the backend does
-  cpu::Workers workers(threads);
   std::vector<CheckedSide> sides;
-  sides.push_back(check_side("nxn", nxn, s, r.validated_batch, workers, o));
-  sides.push_back(check_side("pair", pair, s, r.validated_batch, workers, o));
+  sides.push_back(check_side("nxn", nxn_model(s), nxn, s, r.validated_batch, threads, o));
+  sides.push_back(check_side("pair", pair_model(s), pair, s, r.validated_batch, threads, o));
   // The valid sides are timed in alternation, sample by sample: a drift of the machine (another
   // process, the clock) then moves both, and their ratio keeps.
   std::vector<std::function<void()>> forward, train;

@@ -49,8 +49,9 @@ int CpuEngine::micro_batches(int max_batch, int threads) {
 
 int64_t CpuMemory::total() const { return sat_add(sat_add(parameters, activations), workspace); }
 
-CpuMemory CpuEngine::memory_needed(const Model& model, int max_batch, int threads) {
-  const StepPlan plan = make_plan(model, max_batch);
+CpuMemory CpuEngine::memory_needed(const Model& model, int max_batch, int threads,
+                                   bool input_grad) {
+  const StepPlan plan = make_plan(model, max_batch, input_grad);
   threads = std::max(threads, 1);
   const int64_t batch = plan.max_batch;
   CpuMemory mem;
@@ -82,8 +83,10 @@ CpuMemory CpuEngine::memory() const {
   return mem;
 }
 
-CpuEngine::CpuEngine(const Model& model, int max_batch, int threads)
-    : model_(model), plan_(make_plan(model, max_batch)), threads_(std::max(threads, 1)) {
+CpuEngine::CpuEngine(const Model& model, int max_batch, int threads, bool input_grad)
+    : model_(model),
+      plan_(make_plan(model, max_batch, input_grad)),
+      threads_(std::max(threads, 1)) {
   const int batch = plan_.max_batch;
   for (const PlanBuffer& b : plan_.buffers) {
     act_.emplace_back(size_t(b.floats(batch)));

@@ -27,11 +27,13 @@ struct CpuMemory {
 
 class CpuEngine {
  public:
-  // Plans and allocates everything for `model` at up to max_batch images a step.
-  CpuEngine(const Model& model, int max_batch, int threads);
+  // Plans and allocates everything for `model` at up to max_batch images a step (input_grad:
+  // make_plan's, for `bench conv`).
+  CpuEngine(const Model& model, int max_batch, int threads, bool input_grad = false);
 
   // What the constructor would allocate, computed from the plan without allocating.
-  static CpuMemory memory_needed(const Model& model, int max_batch, int threads);
+  static CpuMemory memory_needed(const Model& model, int max_batch, int threads,
+                                 bool input_grad = false);
   // What this engine holds now, counted from its buffers (equals memory_needed).
   CpuMemory memory() const;
 
@@ -81,6 +83,14 @@ class CpuEngine {
   // (index into plan().argmax_shapes) and the gradient of `thread` (0: the sum after
   // sum_gradients).
   const float* activation(int buffer, int lo) const { return act(buffer, lo); }
+  // Writable views for the benchmarks, which set a layer's input and output gradient
+  // themselves: a plan buffer's activations and its gradient (needs_grad) from image lo.
+  float* activation(int buffer, int lo) { return act(buffer, lo); }
+  float* gradient(int buffer, int lo) { return grad(buffer, lo); }
+  // A parameter slot's floats in a flat buffer laid out as params (gradients(t) included).
+  const float* slot(const AlignedFloats& flat, int slot) const {
+    return flat.data() + model_.slots[size_t(slot)].offset;
+  }
   const int32_t* argmax(int pool) const { return argmax_[size_t(pool)].data(); }
   const AlignedFloats& gradients(int thread = 0) const { return grads_[size_t(thread)]; }
   // For each parameter of the last step of `count` images, a bound on the magnitudes its

@@ -62,6 +62,10 @@ void check_case(const ConvCase& s);
 // {nxn} and {pair_v (K kh×1), pair_h (m 1×kw)}.
 std::vector<Layer> nxn_layers(const ConvCase& s);
 std::vector<Layer> pair_layers(const ConvCase& s);
+// The same convs as a model an engine can plan (make_plan wants a classifier): a max-pool over
+// the last map, a flatten and a dense head of 2 follow them; the benchmarks run only the convs.
+Model nxn_model(const ConvCase& s);
+Model pair_model(const ConvCase& s);
 // The shape of a model's conv layer at a batch size, the pair at rank K (<= 0: m).
 ConvCase layer_case(const Layer& conv, int batch, int rank);
 

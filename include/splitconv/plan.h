@@ -53,6 +53,8 @@ inline constexpr int kMaxBatch = 65'536;
 // `classes` outputs; softmax nowhere else; conv and dense layers with weight and bias slots)
 // and builds the plan. Throws Error naming the layer otherwise, and InputError when max_batch
 // is past kMaxBatch or a buffer of max_batch images is past kMaxTensor elements.
-StepPlan make_plan(const Model& model, int max_batch);
+// input_grad: the input's gradient too, every layer's backward then computing its input
+// gradient, as inside a larger network (`bench conv` times layers so); training leaves it off.
+StepPlan make_plan(const Model& model, int max_batch, bool input_grad = false);
 
 }  // namespace splitconv
