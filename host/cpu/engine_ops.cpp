@@ -44,8 +44,18 @@ void valid_range(int out, int size, int s, int j, int pad, int* lo, int* hi) {
 }
 
 // Vectors of kLanes floats (GCC/Clang vector types: the host's vector unit, plain code
-// without one).
-constexpr int kLanes = 16;
+// without one): one AVX-512 register (32 of them), else 8 floats, one AVX register (16 of
+// them; a wider type would take two registers per vector and the kernels' tiles, sized for
+// the register file, would spill).
+#ifndef SPLITCONV_LANES
+#if defined(__AVX512F__)
+#define SPLITCONV_LANES 16
+#else
+#define SPLITCONV_LANES 8
+#endif
+#endif
+constexpr int kLanes = SPLITCONV_LANES;
+static_assert(kLanes == 8 || kLanes == 16, "vectors of 8 or 16 floats");
 typedef float Lanes __attribute__((vector_size(kLanes * sizeof(float))));
 constexpr int kFilterBlock = 8;  // output channels per pass over a row (forward)
 constexpr int kGradBlock = 4;    // output channels per pass over the images (weight gradient)
@@ -74,13 +84,17 @@ Lanes select(IntLanes take, Lanes a, Lanes b) {
 IntLanes select(IntLanes take, IntLanes a, IntLanes b) { return (a & take) | (b & ~take); }
 
 // The even and the odd lanes of the 2·kLanes floats lo, hi.
-static_assert(kLanes == 16, "even_lanes and odd_lanes spell out 16 lanes");
+#if SPLITCONV_LANES == 16
 Lanes even_lanes(Lanes lo, Lanes hi) {
   return __builtin_shufflevector(lo, hi, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
 }
 Lanes odd_lanes(Lanes lo, Lanes hi) {
   return __builtin_shufflevector(lo, hi, 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
 }
+#else
+Lanes even_lanes(Lanes lo, Lanes hi) { return __builtin_shufflevector(lo, hi, 0, 2, 4, 6, 8, 10, 12, 14); }
+Lanes odd_lanes(Lanes lo, Lanes hi) { return __builtin_shufflevector(lo, hi, 1, 3, 5, 7, 9, 11, 13, 15); }
+#endif
 
 // Σ p[0..n) in a fixed order: kLanes running sums, then the lanes and the tail in order.
 float lane_sum(const float* p, int64_t n) {
@@ -422,8 +436,17 @@ void direct_backward_filter_any(const ConvGeom& g, const float* x, const float* 
 // loaded once for kTileVectors·kLanes outputs, each input vector once for kManyFilters filters.
 // The weights come in blocks [filter block][channel][tap][filter of the block]. The backward's
 // dx is the same computation on the padded dy with the weights flipped and transposed.
-constexpr int kTileVectors = 2;
-constexpr int kManyFilters = 8;
+#ifndef SPLITCONV_TILE_VECTORS
+#if SPLITCONV_LANES == 16
+#define SPLITCONV_TILE_VECTORS 2
+#define SPLITCONV_MANY_FILTERS 8
+#else
+#define SPLITCONV_TILE_VECTORS 1
+#define SPLITCONV_MANY_FILTERS 8
+#endif
+#endif
+constexpr int kTileVectors = SPLITCONV_TILE_VECTORS;
+constexpr int kManyFilters = SPLITCONV_MANY_FILTERS;
 constexpr int kTile = kTileVectors * kLanes;
 
 struct DirectShape {
