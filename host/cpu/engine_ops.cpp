@@ -466,10 +466,13 @@ struct DirectShape {
 // The direct path computes s.wide() outputs per filter for oh·ow kept: on small maps the
 // padded width, the tile's rounding and (for dx) the full correlation's border make it lose
 // to the GEMM path, which runs several images per GEMM there. Measured with one thread
-// (`bench conv`, batch 16): kept/computed 0.39 and 0.54–0.64 slower, 0.75–0.78 even within
-// the noise, 0.85 and more faster (1.3–1.6× on the forward of 64 channels at 56×56 and
-// 28×28). The choice depends on the shape only, so a step's bits never depend on a timing.
-constexpr double kDirectKept = 0.8;
+// (`bench conv`, batch 16). 16 lanes (AVX-512, tiles of 32 outputs): kept/computed 0.39 and
+// 0.54–0.64 slower, 0.75–0.78 even within the noise, 0.85 and more faster (1.3–1.6× on the
+// forward of 64 channels at 56×56 and 28×28). 8 lanes (AVX2, tiles of 8): 0.625 (3×3 on 7×7)
+// 15–20% slower, 0.69 (5×5 on 14×14) 15% faster, 0.77 even, 0.84 (32→64 on 13×13) and 0.93
+// (64→64 on 28×28) 1.2–1.3× faster on the forward. The choice depends on the shape only, so a
+// step's bits never depend on a timing.
+constexpr double kDirectKept = kLanes == 16 ? 0.8 : 0.65;
 DirectShape forward_shape(const ConvGeom& g) { return {g.c, g.m, g.kh, g.kw, g.oh, g.ow}; }
 DirectShape dx_shape(const ConvGeom& g) { return {g.m, g.c, g.kh, g.kw, g.h, g.w}; }
 // Both directions do the GEMM path's work, oh·ow columns of patch products, as s.wide().
