@@ -62,9 +62,12 @@ case "$fuzz" in
 esac
 if ((sanitize)); then
   # The same CPU tests on a build with both sanitizers; any finding fails its test (the CLI
-  # tests run the sanitized binary too). Leak checks stay on.
+  # tests run the sanitized binary too). Leak checks stay on. -O1: on a 2-core machine it
+  # builds in about half the time of -O3 (9.4 against about 20 minutes) and its tests take
+  # about as long (94 against 84 s).
   echo "test: the CPU tests again under AddressSanitizer and UndefinedBehaviorSanitizer (build-asan)" >&2
-  cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Release -DSPLITCONV_CUDA=OFF \
+  cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Release "-DCMAKE_CXX_FLAGS_RELEASE=-O1 -DNDEBUG" \
+    -DSPLITCONV_CUDA=OFF \
     -DSPLITCONV_SANITIZE=ON -DSPLITCONV_NATIVE="${SPLITCONV_NATIVE:-ON}" >&2
   cmake --build build-asan -j "$jobs" >&2
   ASAN_OPTIONS=abort_on_error=0:detect_stack_use_after_return=1 \
