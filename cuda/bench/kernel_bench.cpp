@@ -88,30 +88,15 @@ struct Work {
 
 // ---- the shapes ----
 
-// The convolutions as a model shapes them (build_model: the geometry and padding training
-// uses), each with m filters of the given kh×kw and ReLU, one after another from the input map;
-// a flatten and a dense head follow (a model needs them) and are left out.
+// The convolutions as a model shapes them (bench::conv_model: the geometry and padding
+// training uses), each with m filters of the given kh×kw and ReLU, one after another from the
+// input map.
 std::vector<Layer> split_layers(const SplitBenchArgs& a, const std::vector<std::pair<int, int>>& kernels) {
-  Spec spec;
-  spec.source = "bench kernel";
-  spec.in_h = a.h, spec.in_w = a.w, spec.in_c = a.c;
-  for (const auto& [kh, kw] : kernels) {
-    LayerSpec l;
-    l.name = "conv" + std::to_string(spec.layers.size() + 1);
-    l.units = a.m;
-    l.kh = kh, l.kw = kw;
-    l.padding = a.padding == "same" ? Padding::Same : Padding::Valid;
-    l.activation = Activation::Relu;
-    spec.layers.push_back(l);
-  }
-  LayerSpec flat, head;
-  flat.kind = LayerKind::Flatten, flat.name = "flatten";
-  head.kind = LayerKind::Dense, head.name = "head", head.units = 2;
-  spec.layers.push_back(flat);
-  spec.layers.push_back(head);
-  Model m = build_model(spec);
-  m.layers.resize(kernels.size());
-  return m.layers;
+  std::vector<LayerSpec> convs;
+  for (const auto& [kh, kw] : kernels)
+    convs.push_back(bench::conv_spec("conv" + std::to_string(convs.size() + 1), a.m, kh, kw,
+                                     a.padding == "same" ? Padding::Same : Padding::Valid));
+  return bench::conv_layers(bench::conv_model({a.h, a.w, a.c}, std::move(convs)));
 }
 
 // cuDNN pads a convolution evenly: an even n padded 'same' has no cuDNN baseline.

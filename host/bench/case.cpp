@@ -17,6 +17,20 @@ namespace {
 // a slow core); bigger cases are checked on fewer images.
 constexpr double kReferenceMacs = 2e9;
 
+std::vector<float> uniform(Rng& rng, int64_t count, float limit) {
+  std::vector<float> v(static_cast<size_t>(count));
+  for (float& f : v) f = rng.uniform(-limit, limit);
+  return v;
+}
+
+int64_t per_image_macs(const std::vector<Layer>& side) {
+  int64_t macs = 0;
+  for (const Layer& l : side) macs += l.macs;
+  return macs;
+}
+
+}  // namespace
+
 LayerSpec conv_spec(const std::string& name, int units, int kh, int kw, Padding padding) {
   LayerSpec l;
   l.kind = LayerKind::Conv;
@@ -29,14 +43,10 @@ LayerSpec conv_spec(const std::string& name, int units, int kh, int kw, Padding 
   return l;
 }
 
-// build_model wants a classifier: a max-pool over the whole last map, a flatten and a dense
-// head of two classes follow the convs (m·2 + 2 parameters, so the head's gradient adds
-// nearly nothing to what a step sums). Only the convs run in the benchmark.
-Model side_model(const ConvCase& s, std::vector<LayerSpec> convs) {
-  check_case(s);
+Model conv_model(Shape input, std::vector<LayerSpec> convs) {
   Spec spec;
   spec.source = "bench";
-  spec.in_h = s.h, spec.in_w = s.w, spec.in_c = s.c;
+  spec.in_h = input.h, spec.in_w = input.w, spec.in_c = input.c;
   spec.layers = std::move(convs);
   const size_t count = spec.layers.size();
   LayerSpec pool, flat, head;
@@ -57,22 +67,8 @@ Model side_model(const ConvCase& s, std::vector<LayerSpec> convs) {
 }
 
 std::vector<Layer> conv_layers(const Model& m) {
-  return {m.layers.begin(), m.layers.end() - 3};
+  return {m.layers.begin(), m.layers.end() - 3};  // the head's pool, flatten and dense left out
 }
-
-std::vector<float> uniform(Rng& rng, int64_t count, float limit) {
-  std::vector<float> v(static_cast<size_t>(count));
-  for (float& f : v) f = rng.uniform(-limit, limit);
-  return v;
-}
-
-int64_t per_image_macs(const std::vector<Layer>& side) {
-  int64_t macs = 0;
-  for (const Layer& l : side) macs += l.macs;
-  return macs;
-}
-
-}  // namespace
 
 std::string describe(const ConvCase& s) {
   return std::to_string(s.kh) + "x" + std::to_string(s.kw) + " " + std::to_string(s.c) + "->" +
@@ -93,12 +89,14 @@ void check_case(const ConvCase& s) {
 }
 
 Model nxn_model(const ConvCase& s) {
-  return side_model(s, {conv_spec("nxn", s.m, s.kh, s.kw, s.padding)});
+  check_case(s);
+  return conv_model({s.h, s.w, s.c}, {conv_spec("nxn", s.m, s.kh, s.kw, s.padding)});
 }
 
 Model pair_model(const ConvCase& s) {
-  return side_model(s, {conv_spec("pair_v", s.k(), s.kh, 1, s.padding),
-                        conv_spec("pair_h", s.m, 1, s.kw, s.padding)});
+  check_case(s);
+  return conv_model({s.h, s.w, s.c}, {conv_spec("pair_v", s.k(), s.kh, 1, s.padding),
+                                      conv_spec("pair_h", s.m, 1, s.kw, s.padding)});
 }
 
 std::vector<Layer> nxn_layers(const ConvCase& s) { return conv_layers(nxn_model(s)); }

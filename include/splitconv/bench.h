@@ -63,9 +63,15 @@ void check_case(const ConvCase& s);
 std::vector<Layer> nxn_layers(const ConvCase& s);
 std::vector<Layer> pair_layers(const ConvCase& s);
 // The same convs as a model an engine can plan (make_plan wants a classifier): a max-pool over
-// the last map, a flatten and a dense head of 2 follow them; the benchmarks run only the convs.
+// the last map, a flatten and a dense head of 2 follow them (m·2 + 2 parameters, so the head's
+// gradient adds nearly nothing to what a step sums); the benchmarks run only the convs.
 Model nxn_model(const ConvCase& s);
 Model pair_model(const ConvCase& s);
+// Any convs so, from an input map (each a conv LayerSpec with ReLU: conv_spec), and the conv
+// layers of such a model (the head left out). Throws InputError for convs that do not fit.
+LayerSpec conv_spec(const std::string& name, int units, int kh, int kw, Padding padding);
+Model conv_model(Shape input, std::vector<LayerSpec> convs);
+std::vector<Layer> conv_layers(const Model& model);
 // The shape of a model's conv layer at a batch size, the pair at rank K (<= 0: m).
 ConvCase layer_case(const Layer& conv, int batch, int rank);
 
