@@ -44,18 +44,20 @@ void valid_range(int out, int size, int s, int j, int pad, int* lo, int* hi) {
 }
 
 // Vectors of kLanes floats (GCC/Clang vector types: the host's vector unit, plain code
-// without one): one AVX-512 register (32 of them), else 8 floats, one AVX register (16 of
-// them; a wider type would take two registers per vector and the kernels' tiles, sized for
-// the register file, would spill).
+// without one), one register each: 16 with AVX-512 (32 registers), 8 with AVX (16), else 4
+// (SSE: 16, e.g. a build without -march=native). A wider type would take two registers per
+// vector, and the kernels' tiles, sized for the register file, would spill.
 #ifndef SPLITCONV_LANES
 #if defined(__AVX512F__)
 #define SPLITCONV_LANES 16
-#else
+#elif defined(__AVX__)
 #define SPLITCONV_LANES 8
+#else
+#define SPLITCONV_LANES 4
 #endif
 #endif
 constexpr int kLanes = SPLITCONV_LANES;
-static_assert(kLanes == 8 || kLanes == 16, "vectors of 8 or 16 floats");
+static_assert(kLanes == 4 || kLanes == 8 || kLanes == 16, "vectors of 4, 8 or 16 floats");
 typedef float Lanes __attribute__((vector_size(kLanes * sizeof(float))));
 constexpr int kFilterBlock = 8;  // output channels per pass over a row (forward)
 constexpr int kGradBlock = 4;    // output channels per pass over the images (weight gradient)
@@ -91,9 +93,12 @@ Lanes even_lanes(Lanes lo, Lanes hi) {
 Lanes odd_lanes(Lanes lo, Lanes hi) {
   return __builtin_shufflevector(lo, hi, 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
 }
-#else
+#elif SPLITCONV_LANES == 8
 Lanes even_lanes(Lanes lo, Lanes hi) { return __builtin_shufflevector(lo, hi, 0, 2, 4, 6, 8, 10, 12, 14); }
 Lanes odd_lanes(Lanes lo, Lanes hi) { return __builtin_shufflevector(lo, hi, 1, 3, 5, 7, 9, 11, 13, 15); }
+#else
+Lanes even_lanes(Lanes lo, Lanes hi) { return __builtin_shufflevector(lo, hi, 0, 2, 4, 6); }
+Lanes odd_lanes(Lanes lo, Lanes hi) { return __builtin_shufflevector(lo, hi, 1, 3, 5, 7); }
 #endif
 
 // Σ p[0..n) in a fixed order: kLanes running sums, then the lanes and the tail in order.
@@ -470,7 +475,8 @@ struct DirectShape {
 // 0.54–0.64 slower, 0.75–0.78 even within the noise, 0.85 and more faster (1.3–1.6× on the
 // forward of 64 channels at 56×56 and 28×28). 8 lanes (AVX2, tiles of 8): 0.625 (3×3 on 7×7)
 // 15–20% slower, 0.69 (5×5 on 14×14) 15% faster, 0.77 even, 0.84 (32→64 on 13×13) and 0.93
-// (64→64 on 28×28) 1.2–1.3× faster on the forward. The choice depends on the shape only, so a
+// (64→64 on 28×28) 1.2–1.3× faster on the forward; 4 lanes (SSE) as 8, unmeasured. The
+// choice depends on the shape only, so a
 // step's bits never depend on a timing.
 constexpr double kDirectKept = kLanes == 16 ? 0.8 : 0.65;
 DirectShape forward_shape(const ConvGeom& g) { return {g.c, g.m, g.kh, g.kw, g.oh, g.ow}; }
