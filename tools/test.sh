@@ -9,7 +9,7 @@
 #              run (CI)
 #   --no-fuzz  no fuzz run
 #   --sanitize then the CPU tests again, built with AddressSanitizer and
-#              UndefinedBehaviorSanitizer (CUDA off) in build-asan (CI; ~10 min on 2 cores)
+#              UndefinedBehaviorSanitizer (CUDA off, -O1) in build-asan (CI; ~12 min on 2 cores)
 #   -h, --help this text
 # env: SPLITCONV_DATA  the data directory (default: data in the repository)
 set -euo pipefail
