@@ -36,8 +36,8 @@ class CpuSide {
     std::copy(t.dy.begin(), t.dy.end(), e_.gradient(convs_.back().y, 0));
     for (size_t i = 0; i < convs_.size(); ++i) {
       const Layer& l = layer(i);
-      std::copy(t.w[i].begin(), t.w[i].end(), e_.params.data() + slot(l.weight).offset);
-      std::copy(t.b[i].begin(), t.b[i].end(), e_.params.data() + slot(l.bias).offset);
+      std::copy(t.w[i].begin(), t.w[i].end(), e_.slot(e_.params, l.weight));
+      std::copy(t.b[i].begin(), t.b[i].end(), e_.slot(e_.params, l.bias));
     }
   }
 

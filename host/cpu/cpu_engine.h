@@ -91,6 +91,9 @@ class CpuEngine {
   const float* slot(const AlignedFloats& flat, int slot) const {
     return flat.data() + model_.slots[size_t(slot)].offset;
   }
+  float* slot(AlignedFloats& flat, int slot) const {
+    return flat.data() + model_.slots[size_t(slot)].offset;
+  }
   const int32_t* argmax(int pool) const { return argmax_[size_t(pool)].data(); }
   const AlignedFloats& gradients(int thread = 0) const { return grads_[size_t(thread)]; }
   // For each parameter of the last step of `count` images, a bound on the magnitudes its
