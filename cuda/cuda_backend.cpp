@@ -18,6 +18,10 @@ const BackendOptions& checked(const BackendOptions& opts) {
   if (opts.fused_blocks < 0 || opts.fused_blocks > 8)
     throw InputError("--fused-blocks: expected 0 (choose) to 8, got " +
                      std::to_string(opts.fused_blocks));
+  if (opts.steps_per_launch < 1 || opts.steps_per_launch > FusedEngine::kMaxStepsPerLaunch)
+    throw InputError("--steps-per-launch: expected 1 to " +
+                     std::to_string(FusedEngine::kMaxStepsPerLaunch) + ", got " +
+                     std::to_string(opts.steps_per_launch));
   return opts;
 }
 
@@ -117,6 +121,31 @@ void CudaBackend::train_step(int64_t begin, int count, int64_t t, const Hyper& h
   if (fused_) fused_->train_step(begin, count, lr_t, hyper);
   else engine_->train_step(begin, count, lr_t, hyper);
   train_images_ += count;
+}
+
+int CudaBackend::steps_per_call() const {
+  return fused_ && fused_->multi_step() ? opts_.steps_per_launch : 1;
+}
+
+void CudaBackend::train_steps(int64_t begin, int count, int64_t t, std::span<const Hyper> hypers) {
+  require_plan("train_steps");
+  if (hypers.empty()) return;
+  if (!fused_ || hypers.size() == 1) return Backend::train_steps(begin, count, t, hypers);
+  const int64_t n = int64_t(hypers.size());
+  state_.check_step(begin + (n - 1) * count, count, t + n - 1);  // the last step, and so all
+  state_.check_step(begin, count, t);
+  std::vector<StepParams> sp(hypers.size());
+  for (int64_t i = 0; i < n; ++i) {
+    const Hyper& h = hypers[size_t(i)];
+    StepParams& p = sp[size_t(i)];
+    p.begin = begin + i * count;
+    p.lr_t = float(adam_step_size(h.lr, h.beta1, h.beta2, t + i));
+    p.beta1 = h.beta1;
+    p.beta2 = h.beta2;
+    p.eps = h.eps;
+  }
+  fused_->train_steps(count, sp);
+  train_images_ += n * count;
 }
 
 Metrics CudaBackend::train_metrics() {

@@ -52,6 +52,10 @@ class CudaBackend final : public Backend {
 
   void set_order(std::span<const int32_t> order) override { state_.set_order(order); }
   void train_step(int64_t begin, int count, int64_t t, const Hyper& hyper) override;
+  // The fused engine runs a run of full steps in one launch where it can (FusedEngine::
+  // train_steps); the graph engine a graph per step.
+  void train_steps(int64_t begin, int count, int64_t t, std::span<const Hyper> hypers) override;
+  int steps_per_call() const override;
   Metrics train_metrics() override;
   void reset_train_metrics() override;
   Metrics evaluate(Split split, int64_t limit = 0) override;

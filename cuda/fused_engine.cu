@@ -42,21 +42,12 @@ struct ClusterArena {
   }
 };
 
-}  // namespace detail
-
-namespace {
-
-using fused::FusedOp;
-using fused::ImageIo;
-
-constexpr int kReduceBlock = 256;
-constexpr int kMaxEvalChunk = 4096;
-constexpr int64_t kGlobalArenaBudget = int64_t(256) << 20;  // bytes for forward-only chunks
-
+// What an image kernel reads: the program, the data, the parameters and where each image's
+// results go.
 struct ImageArgs {
-  const FusedOp* fwd = nullptr;
+  const fused::FusedOp* fwd = nullptr;
   int n_fwd = 0;
-  const FusedOp* bwd = nullptr;  // null: forward only
+  const fused::FusedOp* bwd = nullptr;  // null: forward only
   int n_bwd = 0;
   int64_t arena_floats = 0, arena_ints = 0;  // per image
   int64_t image_size = 0;
@@ -76,6 +67,21 @@ struct ImageArgs {
   float* probs = nullptr;            // predict: classes per image
   float grad_scale = 0;
 };
+
+}  // namespace detail
+
+namespace {
+
+using detail::ImageArgs;
+
+using fused::FusedOp;
+using fused::ImageIo;
+
+constexpr int kReduceBlock = 256;
+constexpr int kMaxEvalChunk = 4096;
+constexpr int64_t kGlobalArenaBudget = int64_t(256) << 20;  // bytes for forward-only chunks
+
+
 
 // The phases of image b for thread t of T, `barrier` after each.
 template <class Arena, class Barrier>
@@ -147,17 +153,22 @@ __global__ void __launch_bounds__(FusedEngine::kThreads, 1) image_cluster_kernel
 #endif
 }
 
-// The per-image losses and hits of n images summed in a fixed order (each thread a contiguous
-// run in order, then CUB's fixed reduction tree) and added to the accumulators by one thread.
-// Called by every thread of one block of kReduceBlock threads.
+// The per-image losses and hits of n images summed in a fixed order (each of the first
+// kReduceBlock threads a contiguous run in order, then CUB's fixed reduction tree) and added to
+// the accumulators by one thread. Called by every thread of one block of kBlock ≥ kReduceBlock
+// threads: the threads past kReduceBlock add zeros at the tree's end, which changes no bit, so
+// the reduce kernel and the persistent kernel sum a step's metrics alike.
+template <int kBlock>
 __device__ void sum_metrics(const double* loss, const int32_t* correct, int64_t n,
                             double* loss_acc, unsigned long long* correct_acc) {
-  using LossReduce = cub::BlockReduce<double, kReduceBlock>;
-  using HitReduce = cub::BlockReduce<long long, kReduceBlock>;
+  static_assert(kBlock >= kReduceBlock, "a block of at least kReduceBlock threads");
+  using LossReduce = cub::BlockReduce<double, kBlock>;
+  using HitReduce = cub::BlockReduce<long long, kBlock>;
   __shared__ typename LossReduce::TempStorage loss_tmp;
   __shared__ typename HitReduce::TempStorage hit_tmp;
   const int64_t per = ceil_div(n, kReduceBlock);
-  const int64_t lo = int64_t(threadIdx.x) * per, hi = lo + per < n ? lo + per : n;
+  const int64_t lo = threadIdx.x < kReduceBlock ? int64_t(threadIdx.x) * per : n;
+  const int64_t hi = lo + per < n ? lo + per : n;
   double l = 0;
   long long c = 0;
   for (int64_t i = lo; i < hi; ++i) {
@@ -183,13 +194,61 @@ __global__ void __launch_bounds__(kReduceBlock)
   for (int64_t k = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; k < param_floats;
        k += int64_t(gridDim.x) * blockDim.x)
     fused::reduce_adam(k, count, param_floats, partial, params, m, v, s, grads);
-  if (blockIdx.x == 0) sum_metrics(loss, correct, count, loss_acc, correct_acc);
+  if (blockIdx.x == 0) sum_metrics<kReduceBlock>(loss, correct, count, loss_acc, correct_acc);
+}
+
+// What the persistent kernel adds to an image kernel's arguments: the steps and the state
+// Adam updates.
+struct StepsArgs {
+  const StepParams* steps = nullptr;
+  int n_steps = 0;
+  int count = 0;  // images a step, one block each
+  int64_t param_floats = 0;
+  float* params = nullptr;  // k.params, written here
+  float* m = nullptr;
+  float* v = nullptr;
+  float* grads = nullptr;
+  double* loss_acc = nullptr;
+  unsigned long long* correct_acc = nullptr;
+};
+
+// Many training steps in one launch: a block per image, and per step the image kernel's phases,
+// a grid-wide barrier, the reduce kernel's work spread over every thread of the grid (each
+// parameter's sum over the images in image order, then Adam; block 0 the metrics), and a
+// barrier before the next step reads the parameters. The same functions on the same values
+// as the two kernels, so the same bits. Launched cooperatively, so that every block runs at
+// once and the barriers hold; every read of what another block wrote in this launch (the
+// partial gradients, the parameters) is a plain coherent load after grid.sync(), never the
+// read-only path.
+template <bool kShared>
+__global__ void __launch_bounds__(FusedEngine::kThreads, 1) steps_kernel(ImageArgs k, StepsArgs s) {
+  namespace cg = cooperative_groups;
+  cg::grid_group grid = cg::this_grid();
+  extern __shared__ float4 shared_arena[];
+  const int b = int(blockIdx.x);
+  float* a = kShared ? reinterpret_cast<float*>(shared_arena) : k.arena + int64_t(b) * k.arena_floats;
+  int32_t* ia = kShared ? reinterpret_cast<int32_t*>(reinterpret_cast<float*>(shared_arena) + k.arena_floats)
+                        : k.iarena + int64_t(b) * k.arena_ints;
+  const int64_t first = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  const int64_t all = int64_t(gridDim.x) * blockDim.x;
+  for (int i = 0; i < s.n_steps; ++i) {
+    k.sp = s.steps + i;
+    run_image(k, b, int(threadIdx.x), int(blockDim.x), fused::LocalArena{a, ia},
+              [] { __syncthreads(); });
+    grid.sync();  // every image's partial gradients, losses and hits written
+    const StepParams p = s.steps[i];
+    for (int64_t q = first; q < s.param_floats; q += all)
+      fused::reduce_adam(q, s.count, s.param_floats, k.partial, s.params, s.m, s.v, p, s.grads);
+    if (blockIdx.x == 0)
+      sum_metrics<FusedEngine::kThreads>(k.loss, k.correct, s.count, s.loss_acc, s.correct_acc);
+    grid.sync();  // the parameters updated, the per-image slots read
+  }
 }
 
 __global__ void __launch_bounds__(kReduceBlock)
     sum_metrics_kernel(const double* loss, const int32_t* correct, int64_t n, double* loss_acc,
                        unsigned long long* correct_acc) {
-  sum_metrics(loss, correct, n, loss_acc, correct_acc);
+  sum_metrics<kReduceBlock>(loss, correct, n, loss_acc, correct_acc);
 }
 
 int shared_limit() {
@@ -294,6 +353,29 @@ class NvtxRange {
   NvtxRange& operator=(const NvtxRange&) = delete;
 };
 
+// Whether the persistent kernel can run a step's max_batch blocks at once on this device
+// (a cooperative launch needs every block resident): its static shared memory beside the
+// arena, and blocks per SM × SMs. Raises the kernel's dynamic shared memory limit to what the
+// arena needs when it does.
+bool steps_fit(bool shared_arena, size_t shared, int max_batch, int sms) {
+  int device = 0, cooperative = 0;
+  CUDA_CHECK(cudaGetDevice(&device));
+  CUDA_CHECK(cudaDeviceGetAttribute(&cooperative, cudaDevAttrCooperativeLaunch, device));
+  if (!cooperative) return false;
+  const void* kernel = shared_arena ? reinterpret_cast<const void*>(steps_kernel<true>)
+                                    : reinterpret_cast<const void*>(steps_kernel<false>);
+  cudaFuncAttributes attrs = {};
+  CUDA_CHECK(cudaFuncGetAttributes(&attrs, kernel));
+  if (int64_t(attrs.sharedSizeBytes) + int64_t(shared) > shared_limit()) return false;
+  if (shared)
+    CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                    int(shared)));
+  int per_sm = 0;
+  CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, FusedEngine::kThreads,
+                                                           shared));
+  return int64_t(per_sm) * sms >= max_batch;
+}
+
 }  // namespace
 
 std::string FusedEngine::why_not(const DeviceState&, const fused::FusedProgram& prog,
@@ -348,6 +430,12 @@ FusedEngine::FusedEngine(DeviceState& state, const StepPlan& plan, fused::FusedP
   CUDA_CHECK(cudaMemsetAsync(partial_.get(), 0, partial_.bytes(), s));
   img_loss_ = DeviceBuffer<double>(size_t(eval_chunk_), "the per-image losses");
   img_correct_ = DeviceBuffer<int32_t>(size_t(eval_chunk_), "the per-image hits");
+  multi_step_ = cluster_ == 1 && steps_fit(shared_arena_, shared, plan_.max_batch, sms_);
+  if (multi_step_) {
+    steps_ = DeviceBuffer<StepParams>(kMaxStepsPerLaunch, "the step parameters");
+    steps_host_ = PinnedBuffer<StepParams>(2 * kMaxStepsPerLaunch, "the step parameters");
+    for (int i = 0; i < 2; ++i) steps_copied_.push_back(new_event(false));
+  }
   CUDA_CHECK(cudaStreamSynchronize(s));
 }
 
@@ -359,11 +447,11 @@ std::string FusedEngine::describe() const {
   return "fused: " + std::to_string(prog_.phases()) + " phases in " + blocks + " of " +
          std::to_string(kThreads) + " threads per image, arena of " +
          std::to_string(prog_.arena_bytes() / 1024) + " KiB in " + where +
-         "; gradients summed in image order";
+         "; gradients summed in image order" +
+         (multi_step_ ? "; runs of full steps in one cooperative launch" : "");
 }
 
-void FusedEngine::enqueue_step(int count) {
-  const cudaStream_t s = state_.stream();
+ImageArgs FusedEngine::step_args(int count) const {
   const StoredSplit& data = state_.split(Split::Train);
   ImageArgs k;
   k.fwd = fwd_ops_.get();
@@ -386,6 +474,12 @@ void FusedEngine::enqueue_step(int count) {
   k.loss = img_loss_.get();
   k.correct = img_correct_.get();
   k.grad_scale = 1.0f / float(count);
+  return k;
+}
+
+void FusedEngine::enqueue_step(int count) {
+  const cudaStream_t s = state_.stream();
+  const ImageArgs k = step_args(count);
   launch_images(k, count, cluster_, shared_arena_ ? size_t(prog_.arena_bytes()) : 0, s);
   reduce_adam_kernel<<<grid_for(prog_.param_floats, kReduceBlock, 4096), kReduceBlock, 0, s>>>(
       prog_.param_floats, count, partial_.get(), state_.params.get(), state_.m.get(),
@@ -428,6 +522,55 @@ void FusedEngine::train_step(int64_t begin, int count, float lr_t, const Hyper& 
   } else {
     enqueue_step(count);
     if (full) warmed_up_ = true;
+  }
+}
+
+void FusedEngine::launch_steps(int count, int steps) {
+  ImageArgs k = step_args(count);
+  StepsArgs a;
+  a.steps = steps_.get();
+  a.n_steps = steps;
+  a.count = count;
+  a.param_floats = prog_.param_floats;
+  a.params = state_.params.get();
+  a.m = state_.m.get();
+  a.v = state_.v.get();
+  a.grads = state_.grads.get();
+  a.loss_acc = state_.loss_acc(DeviceState::kTrain);
+  a.correct_acc = state_.correct_acc(DeviceState::kTrain);
+  void* args[] = {&k, &a};
+  const size_t shared = shared_arena_ ? size_t(prog_.arena_bytes()) : 0;
+  const void* kernel = shared_arena_ ? reinterpret_cast<const void*>(steps_kernel<true>)
+                                     : reinterpret_cast<const void*>(steps_kernel<false>);
+  CUDA_CHECK(cudaLaunchCooperativeKernel(kernel, dim3(unsigned(count)), dim3(kThreads), args,
+                                         shared, state_.stream()));
+}
+
+void FusedEngine::train_steps(int count, std::span<const StepParams> steps) {
+  if (steps.empty()) return;
+  if (!multi_step_ || count != plan_.max_batch || steps.size() == 1) {
+    for (const StepParams& sp : steps) {
+      Hyper h;
+      h.beta1 = sp.beta1;
+      h.beta2 = sp.beta2;
+      h.eps = sp.eps;
+      train_step(sp.begin, count, sp.lr_t, h);
+    }
+    return;
+  }
+  NvtxRange range("train_steps");
+  for (size_t done = 0; done < steps.size(); done += kMaxStepsPerLaunch) {
+    const int n = int(std::min<size_t>(kMaxStepsPerLaunch, steps.size() - done));
+    const size_t slot = steps_slot_++ % 2;
+    // The slot's previous copy must have read it before it is overwritten.
+    CUDA_CHECK(cudaEventSynchronize(steps_copied_[slot]));
+    StepParams* host = steps_host_.get() + slot * kMaxStepsPerLaunch;
+    std::copy(steps.begin() + ptrdiff_t(done), steps.begin() + ptrdiff_t(done) + n, host);
+    // Stream-ordered after the previous launch, which has read steps_ by then.
+    CUDA_CHECK(cudaMemcpyAsync(steps_.get(), host, size_t(n) * sizeof(StepParams),
+                               cudaMemcpyHostToDevice, state_.stream()));
+    CUDA_CHECK(cudaEventRecord(steps_copied_[slot], state_.stream()));
+    launch_steps(count, n);
   }
 }
 

@@ -6,10 +6,13 @@
 // shared memory when the image's arena fits there, else in global memory (L2-resident at
 // these sizes). The op code is the CPU emulator's (host/fused/emulate.h): the same phases,
 // the same sums in the same order. A full-batch step is captured as a CUDA graph of the two
-// kernels and replayed, like the graph engine's, keyed by the state's generation.
+// kernels and replayed, like the graph engine's, keyed by the state's generation. Runs of
+// full steps go further where the device allows (train_steps): one persistent cooperative
+// launch runs them all, a grid-wide barrier between a step's images and its update.
 #pragma once
 #include <span>
 #include <string>
+#include <vector>
 
 #include "device_state.h"
 #include "fused/program.h"
@@ -18,9 +21,14 @@
 
 namespace splitconv::gpu {
 
+namespace detail {
+struct ImageArgs;  // fused_engine.cu: what the image kernels read
+}
+
 class FusedEngine {
  public:
   static constexpr int kThreads = 512;  // threads per image block
+  static constexpr int kMaxStepsPerLaunch = 1024;  // train_steps' most steps per launch
 
   // Why the fused engine cannot run this program on the state's device (empty when it can):
   // an arena or the per-image gradient slots too large for the device's memory.
@@ -42,6 +50,14 @@ class FusedEngine {
   std::string describe() const;  // e.g. "fused: a block of 512 threads per image, arena in …"
 
   void train_step(int64_t begin, int count, float lr_t, const Hyper& h);
+  // Full steps of `count` (= max_batch) images, steps[i] the i-th's parameters: one
+  // persistent launch of up to kMaxStepsPerLaunch steps where multi_step(), else a step at a
+  // time. The same bits as train_step one step after another.
+  void train_steps(int count, std::span<const StepParams> steps);
+  // Whether train_steps runs many steps per launch: one block per image, cooperative launches
+  // on the device, and max_batch such blocks resident at once (a grid-wide barrier needs them
+  // all running).
+  bool multi_step() const { return multi_step_; }
   void evaluate(const StoredSplit& data, int64_t total);
   void predict(const ImageSet& images, std::span<float> probabilities);
 
@@ -55,6 +71,8 @@ class FusedEngine {
   void enqueue_forward(const uint8_t* pixels, const uint8_t* labels, int64_t first, int n,
                        float* probs);
   void capture_step();
+  void launch_steps(int count, int steps);  // steps_host_[slot] already copied to steps_
+  detail::ImageArgs step_args(int count) const;  // a training step's, but for StepParams
 
   DeviceState& state_;
   StepPlan plan_;
@@ -70,6 +88,12 @@ class FusedEngine {
   DeviceBuffer<float> partial_;    // max_batch × param_floats: each image's gradients
   DeviceBuffer<double> img_loss_;  // eval_chunk
   DeviceBuffer<int32_t> img_correct_;
+
+  bool multi_step_ = false;
+  DeviceBuffer<StepParams> steps_;     // kMaxStepsPerLaunch: a launch's step parameters
+  PinnedBuffer<StepParams> steps_host_;  // two slots of kMaxStepsPerLaunch, used in turn
+  std::vector<Event> steps_copied_;    // a slot's copy done: it may be written again
+  size_t steps_slot_ = 0;
 
   Graph graph_;
   GraphExec exec_;

@@ -25,6 +25,11 @@ std::optional<MemoryEstimate> Backend::memory_estimate(const Model& model, int m
   return std::nullopt;
 }
 
+void Backend::train_steps(int64_t begin, int count, int64_t t, std::span<const Hyper> hypers) {
+  for (size_t i = 0; i < hypers.size(); ++i)
+    train_step(begin + int64_t(i) * count, count, t + int64_t(i), hypers[i]);
+}
+
 namespace {
 int64_t sat_add(int64_t a, int64_t b) { return a > INT64_MAX - b ? INT64_MAX : a + b; }
 int64_t sat_mul(int64_t a, int64_t b) { return b != 0 && a > INT64_MAX / b ? INT64_MAX : a * b; }

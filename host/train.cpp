@@ -112,12 +112,35 @@ TrainReport Trainer::run(int64_t train_count,
     const int64_t first = epoch_step_;
     int64_t s = first;
     epoch_step_ = 0;
+    // Full steps an engine may run in one call: none of them but the last may be one after
+    // which the loop below looks in (an evaluation, a progress line).
+    const int per_call = std::max(backend_.steps_per_call(), 1);
+    const int64_t full_steps = train_count / opts_.batch;
+    auto run_of = [&](int64_t from) {
+      int64_t n = std::min<int64_t>(per_call, full_steps - from);
+      if (target.asked && opts_.eval_every > 0)
+        n = std::min<int64_t>(n, opts_.eval_every - step_ % opts_.eval_every);
+      if (progress) n = std::min<int64_t>(n, every - from % every);
+      return std::max<int64_t>(n, 1);
+    };
     for (; s < steps; ++s) {
       int64_t begin = s * opts_.batch;
       int count = int(std::min<int64_t>(opts_.batch, train_count - begin));
-      Hyper h = opts_.hyper;
-      h.lr = float(scheduled_lr(opts_.schedule, opts_.hyper.lr, step_ + 1, run_steps));
-      backend_.train_step(begin, count, ++step_, h);
+      const int64_t run = per_call > 1 && s < full_steps ? run_of(s) : 1;
+      if (run == 1) {
+        Hyper h = opts_.hyper;
+        h.lr = float(scheduled_lr(opts_.schedule, opts_.hyper.lr, step_ + 1, run_steps));
+        backend_.train_step(begin, count, ++step_, h);
+      } else {
+        hypers_.assign(size_t(run), opts_.hyper);
+        for (int64_t i = 0; i < run; ++i)
+          hypers_[size_t(i)].lr =
+              float(scheduled_lr(opts_.schedule, opts_.hyper.lr, step_ + 1 + i, run_steps));
+        backend_.train_steps(begin, count, step_ + 1, hypers_);
+        step_ += run;
+        done_steps += run - 1;
+        s += run - 1;  // the checks below are for the run's last step
+      }
       ++done_steps;
       if (s + 1 < steps && stop()) {
         report.interrupted = true;

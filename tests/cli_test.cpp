@@ -175,6 +175,7 @@ TEST(CliChecks, OptionValuesAreRefusedBeforeAnythingIsRead) {
   expect_refused(run("train " + model + "--engine turbo"),
                  "--engine: expected graph, fused or auto, got 'turbo'");
   expect_refused(run("train " + model + "--fused-blocks 9"), "--fused-blocks");
+  expect_refused(run("train " + model + "--steps-per-launch 0"), "--steps-per-launch");
   expect_refused(run("train " + model + "--threads 100000"),
                  "--threads 100000: expected 1 to 1,024 (0: all cores)");
   expect_refused(run("train " + model + "--threads -2"), "--threads -2: expected 1 to 1,024");

@@ -238,6 +238,109 @@ TEST(Trainer, InterruptedInsideAnEpochResumesToTheStraightRun) {
   EXPECT_EQ(tc.state().epoch_step, 0);
 }
 
+// A CPU backend that reports it runs up to `per_call` steps a call (as the fused CUDA engine
+// does) and records the runs it is given; the steps themselves are the CPU backend's.
+class RunsBackend final : public Backend {
+ public:
+  explicit RunsBackend(int per_call) : per_call_(per_call) {}
+  std::string name() const override { return "cpu"; }
+  std::string description() const override { return cpu_->description(); }
+  void plan(const Model& model, int max_batch) override { cpu_->plan(model, max_batch); }
+  void upload(Split split, const ImageSet& set) override { cpu_->upload(split, set); }
+  void set_parameters(std::span<const float> p) override { cpu_->set_parameters(p); }
+  void get_parameters(std::span<float> p) override { cpu_->get_parameters(p); }
+  void set_moments(std::span<const float> m, std::span<const float> v) override {
+    cpu_->set_moments(m, v);
+  }
+  void get_moments(std::span<float> m, std::span<float> v) override { cpu_->get_moments(m, v); }
+  void set_order(std::span<const int32_t> order) override { cpu_->set_order(order); }
+  void train_step(int64_t begin, int count, int64_t t, const Hyper& h) override {
+    runs.push_back({t, 1, count});
+    cpu_->train_step(begin, count, t, h);
+  }
+  void train_steps(int64_t begin, int count, int64_t t, std::span<const Hyper> hypers) override {
+    runs.push_back({t, int64_t(hypers.size()), count});
+    for (size_t i = 0; i < hypers.size(); ++i)
+      cpu_->train_step(begin + int64_t(i) * count, count, t + int64_t(i), hypers[i]);
+  }
+  int steps_per_call() const override { return per_call_; }
+  Metrics train_metrics() override { return cpu_->train_metrics(); }
+  void reset_train_metrics() override { cpu_->reset_train_metrics(); }
+  Metrics evaluate(Split split, int64_t limit) override {
+    evaluated_after.push_back(runs.empty() ? 0 : runs.back().first + runs.back().steps - 1);
+    return cpu_->evaluate(split, limit);
+  }
+  void predict(const ImageSet& images, std::span<float> probabilities) override {
+    cpu_->predict(images, probabilities);
+  }
+
+  struct Run {
+    int64_t first, steps;  // Adam steps first .. first + steps − 1
+    int count;
+  };
+  std::vector<Run> runs;
+  std::vector<int64_t> evaluated_after;  // the Adam step each evaluation followed
+
+ private:
+  int per_call_;
+  std::unique_ptr<Backend> cpu_ = make_backend("cpu", {});
+};
+
+// Runs of steps (an engine's many steps per launch) give the bits of one step at a time, and
+// every evaluation and progress line the same place: a run ends at each, and a partial last
+// batch is a step of its own. 602 images at batch 4: 150 full steps and one of 2 an epoch;
+// progress every 3 steps, a test evaluation every 7.
+TEST(Trainer, RunsOfStepsMatchOneStepAtATime) {
+  const Model model = build_model(parse_spec(kSmall, "small.net"));
+  const ImageSet train = synthetic(602, 1), test = synthetic(100, 2);
+  TrainOptions o = options(2);
+  o.batch = 4;
+  o.target_accuracy = 1.0;  // evaluations every 7 steps; stops only at 100%
+  o.eval_every = 7;
+  for (const bool with_progress : {true, false}) {
+    SCOPED_TRACE(with_progress ? "with progress" : "without progress");
+    TrainState states[2];
+    TrainReport reports[2];
+    std::vector<int64_t> progress_at[2], evaluated_after[2];
+    for (const int per_call : {1, 5}) {
+      RunsBackend backend(per_call);
+      backend.plan(model, o.batch);
+      backend.upload(Split::Train, train);
+      backend.upload(Split::Test, test);
+      Trainer t(model, backend, o);
+      t.initialise();
+      const int k = per_call == 1 ? 0 : 1;
+      std::function<void(const Progress&)> on_progress;
+      if (with_progress)
+        on_progress = [&](const Progress& p) { progress_at[k].push_back(p.step); };
+      reports[k] = t.run(train.count, on_progress);
+      states[k] = t.state();
+      evaluated_after[k] = backend.evaluated_after;
+      int64_t longest = 0, next = 1;
+      for (const RunsBackend::Run& r : backend.runs) {
+        EXPECT_EQ(r.first, next);  // every step once, in order
+        next += r.steps;
+        EXPECT_LE(r.steps, per_call);
+        if (r.steps > 1) EXPECT_EQ(r.count, o.batch);  // a partial batch runs alone
+        for (int64_t s = r.first; s < r.first + r.steps - 1; ++s)
+          EXPECT_NE(s % o.eval_every, 0) << "an evaluation inside the run at step " << r.first;
+        longest = std::max(longest, r.steps);
+      }
+      EXPECT_EQ(longest, per_call == 1 ? 1 : with_progress ? 3 : 5);
+    }
+    EXPECT_EQ(states[1].params, states[0].params);
+    EXPECT_EQ(states[1].m, states[0].m);
+    EXPECT_EQ(states[1].v, states[0].v);
+    EXPECT_EQ(states[1].step, states[0].step);
+    EXPECT_EQ(progress_at[1], progress_at[0]);
+    EXPECT_EQ(evaluated_after[1], evaluated_after[0]);
+    EXPECT_EQ(reports[1].target.evaluations, reports[0].target.evaluations);
+    EXPECT_EQ(reports[1].target.steps, reports[0].target.steps);
+    EXPECT_EQ(reports[1].test_accuracy, reports[0].test_accuracy);
+    EXPECT_GT(reports[0].target.evaluations, 2);
+  }
+}
+
 // An interrupt before the first step ends the run with no step taken and no evaluation.
 TEST(Trainer, InterruptedBeforeTheFirstStepTakesNone) {
   Rig s;

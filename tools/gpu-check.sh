@@ -270,7 +270,7 @@ done
 # First, before anything trusts the kernels: the op tests of the project's own kernels and of
 # cuBLAS, and the fused engine on a small model (its arena in shared memory, so racecheck sees
 # the phases' barriers); cuDNN's convolutions are left out (slow under the sanitizer, not ours).
-small_ops='GpuOps.*:Shapes/PoolOps.*:Shapes/DenseOps.*:CudaSplit*:FusedEngine.AutoRunsFusedAndSaysSo:Fused/FusedModels.EvaluateAndPredictMatchCpu/odd'
+small_ops='GpuOps.*:Shapes/PoolOps.*:Shapes/DenseOps.*:CudaSplit*:FusedEngine.AutoRunsFusedAndSaysSo:Fused/FusedModels.EvaluateAndPredictMatchCpu/odd:FusedEngine.ManyStepsPerLaunchChangeNoBit'
 for tool in memcheck racecheck synccheck; do
   if [[ -z "$sanitizer" ]]; then
     unavailable "$tool" "no compute-sanitizer"
@@ -310,13 +310,18 @@ for v in v0 v1; do
 done
 
 # The fused engine with one block per image (its arena in shared memory) instead of the
-# cluster it chooses on Hopper: which shape is faster is measured here.
+# cluster it chooses on Hopper, which runs up to 64 steps in one persistent launch
+# (--steps-per-launch), and the same with a launch per step: which is faster is measured here.
 if [[ -x "$bin" ]]; then
   step train-fused-v0-block 120 "$bin" train models/seed-v0.net --dataset mnist --device cuda \
     --engine fused --fused-blocks 1 --epochs 5 --json "$out/train-fused-v0-block.json" \
     --data-dir "$data" --verbose
+  step train-fused-v0-block-1 120 "$bin" train models/seed-v0.net --dataset mnist --device cuda \
+    --engine fused --fused-blocks 1 --steps-per-launch 1 --epochs 5 \
+    --json "$out/train-fused-v0-block-1.json" --data-dir "$data" --verbose
 else
   not_built train-fused-v0-block splitconv
+  not_built train-fused-v0-block-1 splitconv
 fi
 
 # seed-v1 with the project's own n×1 / 1×n kernels for conv3/conv4 (auto measures both).

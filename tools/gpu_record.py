@@ -38,7 +38,8 @@ LINKED_PATHS = ["host", "tools/cli"]
 TRAIN_RUNS = [("train-v0", "seed-v0", "cuda-auto"), ("train-v1", "seed-v1", "cuda-auto"),
               ("train-v1-own", "seed-v1", "cuda-own"),
               ("train-fused-v0", "seed-v0", "cuda-fused"), ("train-fused-v1", "seed-v1", "cuda-fused"),
-              ("train-fused-v0-block", "seed-v0", "cuda-fused-block")]
+              ("train-fused-v0-block", "seed-v0", "cuda-fused-block"),
+              ("train-fused-v0-block-1", "seed-v0", "cuda-fused-block-launch-per-step")]
 SANITIZER_LOGS = [("memcheck_errors", "memcheck"), ("racecheck_hazards", "racecheck"),
                   ("synccheck_errors", "synccheck"), ("memcheck_backend_errors", "memcheck-backend")]
 

@@ -44,6 +44,10 @@ struct BackendOptions {
   // the batch leaves SMs idle), 1 one block (the arena in shared memory where it fits), 2–8 a
   // cluster of that many.
   int fused_blocks = 0;
+  // CUDA, fused engine: the most full-batch training steps one launch runs (a persistent
+  // kernel with grid-wide barriers between a step's images and its Adam update); the host
+  // looks in between launches only. 1: a launch (graph) per step.
+  int steps_per_launch = 64;
   bool verbose = false;            // record per-layer choices in choices()
   int threads = 0;                 // CPU only: 0 = all cores, at most kMaxThreads
 };
@@ -97,6 +101,12 @@ class Backend {
   virtual void set_order(std::span<const int32_t> order) = 0;
   // One step on images order[begin, begin+count): forward, loss, backward, Adam step t (1-based).
   virtual void train_step(int64_t begin, int count, int64_t t, const Hyper& hyper) = 0;
+  // `hypers.size()` full steps in a row: step i on order[begin + i·count, begin + (i+1)·count),
+  // Adam step t + i with hypers[i] — the same as train_step one after the other, which is what
+  // this does unless an engine runs them in one launch. steps_per_call() is the most such a
+  // call should hold (1: the engine gains nothing; the trainer then calls train_step).
+  virtual void train_steps(int64_t begin, int count, int64_t t, std::span<const Hyper> hypers);
+  virtual int steps_per_call() const { return 1; }
   // Loss and accuracy summed over the steps since the last reset.
   virtual Metrics train_metrics() = 0;
   virtual void reset_train_metrics() = 0;

@@ -28,6 +28,8 @@ struct TrainOptions {
   int stop_after_epoch = 0;
   // Asked after every step and before every epoch: true ends the run there, between two steps
   // (an interrupt; TrainReport::interrupted), so that the state taken after it resumes it.
+  // An engine that runs several steps per call (Backend::steps_per_call) is asked after each
+  // call's last step.
   std::function<bool()> stop_requested;
 };
 
@@ -90,6 +92,7 @@ class Trainer {
   int64_t step_ = 0;
   int epoch_ = 0;
   int64_t epoch_step_ = 0;
+  std::vector<Hyper> hypers_;  // a run of steps' hyper-parameters (Backend::train_steps)
 };
 
 }  // namespace splitconv

@@ -139,6 +139,51 @@ TEST(FusedEngine, SameBitsGraphOrEagerAndRunToRun) {
   }
 }
 
+// Many steps in one persistent launch (train_steps, one block per image) against a launch per
+// step: the same bits
+// in every parameter and moment and the same metric sums, with each step's own learning rate
+// (a schedule) and a partial last batch after the run.
+TEST(FusedEngine, ManyStepsPerLaunchChangeNoBit) {
+  SPLITCONV_REQUIRE_GPU();
+  for (const char* text : {kSeedV0, kSeedV1, kOdd}) {
+    const Model model = model_of(text, "steps.net");
+    const ImageSet train = synthetic(250, 21), test = synthetic(40, 22);
+    const int full = int(train.count / kBatch);
+    std::vector<Hyper> hypers(static_cast<size_t>(full));
+    for (int i = 0; i < full; ++i) hypers[size_t(i)].lr = 0.001f * float(1 + i % 3);
+    const Hyper last;
+    BackendOptions o = fused_options();
+    o.fused_blocks = 1;  // the persistent kernel runs a block per image
+    CudaBackend one(o, Tuning{true}), many(o, Tuning{true});
+    for (CudaBackend* be : {&one, &many}) {
+      prepare(*be, model, train, test, 41);
+      be->set_order(epoch_order(train.count, 43, 0));
+      be->reset_train_metrics();
+    }
+    ASSERT_NE(many.fused_engine(), nullptr);
+    EXPECT_TRUE(many.fused_engine()->multi_step()) << many.fused_engine()->describe();
+    EXPECT_GT(many.steps_per_call(), 1);
+    for (int i = 0; i < full; ++i)
+      one.train_step(int64_t(i) * kBatch, kBatch, 1 + i, hypers[size_t(i)]);
+    many.train_steps(0, kBatch, 1, hypers);
+    const int rest = int(train.count - int64_t(full) * kBatch);
+    for (CudaBackend* be : {&one, &many}) be->train_step(int64_t(full) * kBatch, rest, full + 1, last);
+    const Metrics mo = one.train_metrics(), mm = many.train_metrics();
+    EXPECT_EQ(mo.loss_sum, mm.loss_sum);
+    EXPECT_EQ(mo.correct, mm.correct);
+    EXPECT_EQ(mo.count, mm.count);
+    const size_t floats = size_t(model.param_floats);
+    std::vector<float> po(floats), pm(floats), mo_(floats), vo(floats), mm_(floats), vm(floats);
+    one.get_parameters(po);
+    many.get_parameters(pm);
+    EXPECT_EQ(po, pm);
+    one.get_moments(mo_, vo);
+    many.get_moments(mm_, vm);
+    EXPECT_EQ(mo_, mm_);
+    EXPECT_EQ(vo, vm);
+  }
+}
+
 // A thread-block cluster per image (Hopper and later) only changes which thread computes an
 // element, never how: the same bits as one block per image.
 TEST(FusedEngine, ClusterPerImageChangesNoBit) {

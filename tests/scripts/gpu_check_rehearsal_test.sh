@@ -41,7 +41,8 @@ check([(t["model"], t["engine"], t["seconds"], t["images_per_second"], t["test_a
       [("seed-v0", "cuda-auto", None, None, None), ("seed-v1", "cuda-auto", None, None, None),
        ("seed-v1", "cuda-own", None, None, None), ("seed-v0", "cuda-fused", None, None, None),
        ("seed-v1", "cuda-fused", None, None, None),
-       ("seed-v0", "cuda-fused-block", None, None, None)], f"train: {rec['train']}")
+       ("seed-v0", "cuda-fused-block", None, None, None),
+       ("seed-v0", "cuda-fused-block-launch-per-step", None, None, None)], f"train: {rec['train']}")
 check(len(rec["peer"]) >= 2 and all(p["seconds"] is None for p in rec["peer"])
       and {p["model"] for p in rec["peer"]} == {"seed-v0", "seed-v1"}, f"peer: {rec['peer']}")
 steps = {s["name"]: s["result"] for s in rec["steps"]}

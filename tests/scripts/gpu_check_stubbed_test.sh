@@ -97,7 +97,8 @@ check(rec["sanitizer"] == {"memcheck_errors": 0, "racecheck_hazards": 0, "syncch
 check([(t["model"], t["engine"], t["seconds"], t["epochs"]) for t in rec["train"]] ==
       [("seed-v0", "cuda-auto", 2.5, 2), ("seed-v1", "cuda-auto", 2.5, 2),
        ("seed-v1", "cuda-own", 2.5, 2), ("seed-v0", "cuda-fused", 2.5, 2),
-       ("seed-v1", "cuda-fused", 2.5, 2), ("seed-v0", "cuda-fused-block", 2.5, 2)],
+       ("seed-v1", "cuda-fused", 2.5, 2), ("seed-v0", "cuda-fused-block", 2.5, 2),
+       ("seed-v0", "cuda-fused-block-launch-per-step", 2.5, 2)],
       f"train: {rec['train']}")
 check(rec["deterministic"] == {"seed-v0": True, "seed-v1": True}, f"{rec['deterministic']}")
 check(all(p["seconds"] is None for p in rec["peer"]) and len(rec["peer"]) == 10,

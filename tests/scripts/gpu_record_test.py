@@ -126,7 +126,8 @@ class RecordTest(unittest.TestCase):
         train = {(t["model"], t["engine"]): t for t in rec["train"]}
         self.assertEqual(set(train), {("seed-v0", "cuda-auto"), ("seed-v1", "cuda-auto"),
                                       ("seed-v1", "cuda-own"), ("seed-v0", "cuda-fused"),
-                                      ("seed-v1", "cuda-fused"), ("seed-v0", "cuda-fused-block")})
+                                      ("seed-v1", "cuda-fused"), ("seed-v0", "cuda-fused-block"),
+                                      ("seed-v0", "cuda-fused-block-launch-per-step")})
         self.assertEqual(train["seed-v0", "cuda-auto"]["seconds"], 2.5)
         self.assertEqual(train["seed-v0", "cuda-auto"]["epochs"], 5)
         self.assertEqual(train["seed-v0", "cuda-auto"]["speedup_vs_fastest_peer"], 1.2)
@@ -160,7 +161,7 @@ class RecordTest(unittest.TestCase):
         self.assertEqual(rec["tests"], {"passed": None, "failed": None, "skipped": None,
                                         "failures": None})
         self.assertEqual(set(rec["sanitizer"].values()), {None})
-        self.assertEqual(len(rec["train"]), 6)
+        self.assertEqual(len(rec["train"]), 7)
         for t in rec["train"]:
             self.assertEqual(set(t) >= {"model", "engine", "seconds", "images_per_second",
                                         "test_accuracy"}, True)

@@ -27,6 +27,12 @@ void add_run_options(CLI::App* cmd, RunOptions& o, bool training) {
                   "and later when the batch leaves SMs idle), 1 one block, 2-8 a cluster")
       ->capture_default_str()
       ->check(CLI::Range(0, 8));  // CLI11's range check: exit 2 like every bad option
+  cmd->add_option("--steps-per-launch", o.backend.steps_per_launch,
+                  "CUDA, fused engine: the most full-batch steps one persistent launch runs "
+                  "(grid-wide barriers between a step's images and its update; the host looks "
+                  "in, and an interrupt is seen, between launches); 1: a launch per step")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1024));
   cmd->add_flag("--tf32", o.backend.tf32, "CUDA: allow TF32 tensor-core math (default fp32)");
   cmd->add_flag("--deterministic", o.backend.deterministic,
                 "CUDA: reproducible training — the same seed gives bitwise the same weights on the "
