@@ -1,5 +1,6 @@
-// The CPU engine's fast ops (engine_ops.h): convolutions as im2col + Eigen GEMM over several
-// images at once or as direct loops, the max-pool, the update.
+// The CPU engine's fast ops (engine_ops.h): convolutions as im2col + GEMM (cpu/gemm_tiles.h)
+// over several images at once or as direct loops, the max-pool, the update. The dense layers'
+// GEMMs are Eigen's (cpu/gemm.h), the reference's bits.
 #include "cpu/engine_ops.h"
 
 #include <algorithm>
@@ -8,11 +9,12 @@
 
 #include "cpu/cpu_ops.h"
 #include "cpu/gemm.h"
+#include "cpu/gemm_tiles.h"
 
 namespace splitconv::cpu {
 namespace {
 
-// A GEMM's output columns per chunk of images: enough that Eigen's kernels run at speed on
+// A GEMM's output columns per chunk of images: enough that the GEMM's tiles run at speed on
 // small maps, few enough that a chunk's columns stay in a core's L2 cache.
 constexpr int64_t kChunkColumns = 1024;
 
@@ -632,7 +634,8 @@ int64_t conv_packing(const ConvGeom& g) {
   int64_t most = 0;
   for (int count = 1; count <= chunk_images(g); ++count) {
     const int64_t ld = count * p;
-    most = std::max({most, gemm_space(g.m, ld, k), gemm_space(g.m, k, ld), gemm_space(k, ld, g.m)});
+    most = std::max({most, tiles::space<kLanes>(g.m, ld, k), tiles::space<kLanes>(g.m, k, ld),
+                     tiles::space<kLanes>(k, ld, g.m)});
   }
   return round16(most);
 }
@@ -683,7 +686,7 @@ void conv_forward_fast(const ConvGeom& g, const float* x, const float* w, const 
     im2col(g, x + n0 * image, count, cols, ld, x + g.n * image);
     // One image: the GEMM writes y itself; several: out (m × images·p), then spread to NCHW.
     float* dst = count == 1 ? y + n0 * g.m * p : out;
-    gemm(g.m, ld, k, {w, k}, {cols, ld}, dst, ld, false, packing);
+    tiles::gemm<kLanes>(g.m, ld, k, {w, k}, {cols, ld}, dst, ld, false, packing);
     for (int i = 0; i < count; ++i) {
       for (int m = 0; m < g.m; ++m) {
         const float* src = dst + m * ld + (count == 1 ? 0 : i * p);
@@ -750,12 +753,12 @@ void conv_backward_fast(const ConvGeom& g, const float* x, const float* y, float
         piece.pad_top = g.pad_top - oy0 * g.stride;  // the piece's first row reads input row oy0·s − pad
         const int64_t cols_ld = int64_t(piece.oh) * g.ow;
         im2col(piece, x + n0 * image, 1, cols, cols_ld, x + g.n * image);
-        gemm(g.m, k, cols_ld, {dyc + int64_t(oy0) * g.ow, ld}, {cols, cols_ld, true}, dw, k,
-             n0 > 0 || oy0 > 0, packing);
+        tiles::gemm<kLanes>(g.m, k, cols_ld, {dyc + int64_t(oy0) * g.ow, ld},
+                            {cols, cols_ld, true}, dw, k, n0 > 0 || oy0 > 0, packing);
       }
     } else {
       im2col(g, x + n0 * image, count, cols, ld, x + g.n * image);
-      gemm(g.m, k, ld, {dyc, ld}, {cols, ld, true}, dw, k, n0 > 0, packing);
+      tiles::gemm<kLanes>(g.m, k, ld, {dyc, ld}, {cols, ld, true}, dw, k, n0 > 0, packing);
     }
     if (!dx) continue;
     if (direct_dx_ok(g)) {  // each image's masked dy padded by the window less the padding
@@ -767,7 +770,7 @@ void conv_backward_fast(const ConvGeom& g, const float* x, const float* y, float
       }
       continue;
     }
-    gemm(k, ld, g.m, {w, k, true}, {dyc, ld}, cols, ld, false, packing);
+    tiles::gemm<kLanes>(k, ld, g.m, {w, k, true}, {dyc, ld}, cols, ld, false, packing);
     if (g.stride == 1) {
       col2im_stride1(g, cols, ld, count, dx + n0 * image, dx + g.n * image);
     } else {
