@@ -1,4 +1,4 @@
-// The CPU engine's fast ops (engine_ops.h): convolutions as im2col + GEMM (cpu/gemm_tiles.h)
+// The CPU engine's fast ops (engine_ops.h): convolutions as im2col + GEMM (conv_gemm below)
 // over several images at once or as direct loops, the max-pool, the update. The dense layers'
 // GEMMs are Eigen's (cpu/gemm.h), the reference's bits.
 #include "cpu/engine_ops.h"
@@ -59,6 +59,22 @@ void valid_range(int out, int size, int s, int j, int pad, int* lo, int* hi) {
 #endif
 #endif
 constexpr int kLanes = SPLITCONV_LANES;
+
+// The convolutions' GEMMs: the engine's own tiles (cpu/gemm_tiles.h) with 16 lanes, where they
+// were 1.3–1.4× Eigen's; Eigen's kernels (cpu/gemm.h) with 8 or 4, where the tiles were not
+// faster (measured as gemm_tiles.h says).
+constexpr bool kOwnTiles = kLanes == 16;
+void conv_gemm(int64_t m, int64_t n, int64_t k, GemmOperand a, GemmOperand b, float* c,
+               int64_t ldc, bool accumulate, float* space) {
+  if constexpr (kOwnTiles) {
+    tiles::gemm<kLanes>(m, n, k, a, b, c, ldc, accumulate, space);
+  } else {
+    gemm(m, n, k, a, b, c, ldc, accumulate, space);
+  }
+}
+int64_t conv_gemm_space(int64_t m, int64_t n, int64_t k) {
+  return kOwnTiles ? tiles::space<kLanes>(m, n, k) : gemm_space(m, n, k);
+}
 static_assert(kLanes == 4 || kLanes == 8 || kLanes == 16, "vectors of 4, 8 or 16 floats");
 typedef float Lanes __attribute__((vector_size(kLanes * sizeof(float))));
 constexpr int kFilterBlock = 8;  // output channels per pass over a row (forward)
@@ -634,8 +650,8 @@ int64_t conv_packing(const ConvGeom& g) {
   int64_t most = 0;
   for (int count = 1; count <= chunk_images(g); ++count) {
     const int64_t ld = count * p;
-    most = std::max({most, tiles::space<kLanes>(g.m, ld, k), tiles::space<kLanes>(g.m, k, ld),
-                     tiles::space<kLanes>(k, ld, g.m)});
+    most = std::max({most, conv_gemm_space(g.m, ld, k), conv_gemm_space(g.m, k, ld),
+                     conv_gemm_space(k, ld, g.m)});
   }
   return round16(most);
 }
@@ -686,7 +702,7 @@ void conv_forward_fast(const ConvGeom& g, const float* x, const float* w, const 
     im2col(g, x + n0 * image, count, cols, ld, x + g.n * image);
     // One image: the GEMM writes y itself; several: out (m × images·p), then spread to NCHW.
     float* dst = count == 1 ? y + n0 * g.m * p : out;
-    tiles::gemm<kLanes>(g.m, ld, k, {w, k}, {cols, ld}, dst, ld, false, packing);
+    conv_gemm(g.m, ld, k, {w, k}, {cols, ld}, dst, ld, false, packing);
     for (int i = 0; i < count; ++i) {
       for (int m = 0; m < g.m; ++m) {
         const float* src = dst + m * ld + (count == 1 ? 0 : i * p);
@@ -753,12 +769,12 @@ void conv_backward_fast(const ConvGeom& g, const float* x, const float* y, float
         piece.pad_top = g.pad_top - oy0 * g.stride;  // the piece's first row reads input row oy0·s − pad
         const int64_t cols_ld = int64_t(piece.oh) * g.ow;
         im2col(piece, x + n0 * image, 1, cols, cols_ld, x + g.n * image);
-        tiles::gemm<kLanes>(g.m, k, cols_ld, {dyc + int64_t(oy0) * g.ow, ld},
+        conv_gemm(g.m, k, cols_ld, {dyc + int64_t(oy0) * g.ow, ld},
                             {cols, cols_ld, true}, dw, k, n0 > 0 || oy0 > 0, packing);
       }
     } else {
       im2col(g, x + n0 * image, count, cols, ld, x + g.n * image);
-      tiles::gemm<kLanes>(g.m, k, ld, {dyc, ld}, {cols, ld, true}, dw, k, n0 > 0, packing);
+      conv_gemm(g.m, k, ld, {dyc, ld}, {cols, ld, true}, dw, k, n0 > 0, packing);
     }
     if (!dx) continue;
     if (direct_dx_ok(g)) {  // each image's masked dy padded by the window less the padding
@@ -770,7 +786,7 @@ void conv_backward_fast(const ConvGeom& g, const float* x, const float* y, float
       }
       continue;
     }
-    tiles::gemm<kLanes>(k, ld, g.m, {w, k, true}, {dyc, ld}, cols, ld, false, packing);
+    conv_gemm(k, ld, g.m, {w, k, true}, {dyc, ld}, cols, ld, false, packing);
     if (g.stride == 1) {
       col2im_stride1(g, cols, ld, count, dx + n0 * image, dx + g.n * image);
     } else {

@@ -7,13 +7,16 @@
 // on every call, whatever m, n and the operands' layouts.
 //
 // Measured on a 2-core AMD EPYC with AVX-512 (Zen 5), one thread, against Eigen's GEMM with
-// its own blocking: 1.2–1.3× on the 3×3 256→256 conv's products (256 × 2,304 × 2,304), even
-// to 1.3× on the seed models' conv2 (64 × 1,936 × 288 and 64 × 288 × 1,936). Register tiles
-// tried there: 8×3 (kept), 12×2, 14×2, 6×4; depth blocks 128 to 512.
+// its own blocking: 1.34–1.40× on the 3×3 256→256 conv's products (256 × 2,304 × 2,304) and on
+// the seed models' conv2 (64 × 1,936 × 288 and 64 × 288 × 1,936). Register tiles tried there:
+// 8×3 (kept), 12×2, 14×2, 6×4; depth blocks 128 to 512. Built for AVX2 (8 lanes) on the same
+// machine the 6×2 tile was 0.92–1.0× Eigen's and 4×3 no better; for SSE (4 lanes) 0.85–0.91×:
+// the engine uses these tiles with 16 lanes only (cpu/engine_ops.cpp).
 #pragma once
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <utility>
 
 #include "cpu/gemm.h"
 
@@ -54,6 +57,41 @@ int64_t space(int64_t m, int64_t n, int64_t k) {
   return round16(mc * kc) + round16(kc * nc);
 }
 
+// Vectors of L floats, and the transpose of L of them (an L×L block) in registers: log2(L)
+// stages, each swapping the off-diagonal D×D blocks of every 2D×2D block.
+template <int L>
+struct VecOf {
+  typedef float type __attribute__((vector_size(L * sizeof(float))));
+};
+template <int L>
+using Vec = typename VecOf<L>::type;
+
+template <int L, int D, size_t... I>
+Vec<L> swap_low(Vec<L> a, Vec<L> b, std::index_sequence<I...>) {
+  return __builtin_shufflevector(a, b, ((I & D) ? int(L + I - D) : int(I))...);
+}
+template <int L, int D, size_t... I>
+Vec<L> swap_high(Vec<L> a, Vec<L> b, std::index_sequence<I...>) {
+  return __builtin_shufflevector(a, b, ((I & D) ? int(L + I) : int(I + D))...);
+}
+template <int L, int D>
+void transpose_stage(Vec<L>* r) {
+#pragma GCC unroll 16
+  for (int i = 0; i < L; ++i) {
+    if (i & D) continue;
+    const Vec<L> a = r[i], b = r[i + D];
+    r[i] = swap_low<L, D>(a, b, std::make_index_sequence<L>{});
+    r[i + D] = swap_high<L, D>(a, b, std::make_index_sequence<L>{});
+  }
+}
+template <int L>
+void transpose(Vec<L>* r) {
+  if constexpr (L >= 16) transpose_stage<L, 8>(r);
+  if constexpr (L >= 8) transpose_stage<L, 4>(r);
+  transpose_stage<L, 2>(r);
+  transpose_stage<L, 1>(r);
+}
+
 // Rows [i0, i0 + mc) of A over depth [p0, p0 + kc), as panels of R rows, each kc × R floats
 // (depth-major); rows past mc are zeros.
 template <int R>
@@ -83,7 +121,7 @@ void pack_rows(GemmOperand a, int64_t i0, int64_t mc, int64_t p0, int64_t kc, fl
 
 // Columns [j0, j0 + nc) of B over depth [p0, p0 + kc), as panels of C columns, each kc × C
 // floats (depth-major); columns past nc are zeros.
-template <int C>
+template <int L, int C>
 void pack_cols(GemmOperand b, int64_t p0, int64_t kc, int64_t j0, int64_t nc, float* to) {
   for (int64_t c0 = 0; c0 < nc; c0 += C, to += kc * C) {
     const int cols = int(std::min<int64_t>(C, nc - c0));
@@ -94,15 +132,23 @@ void pack_cols(GemmOperand b, int64_t p0, int64_t kc, int64_t j0, int64_t nc, fl
         std::memcpy(dst, src, sizeof(float) * cols);
         for (int c = cols; c < C; ++c) dst[c] = 0.0f;
       }
-    } else {  // B(p, j) at j·ld + p
-      for (int c = 0; c < C; ++c) {
-        float* dst = to + c;
-        if (c >= cols) {
-          for (int64_t p = 0; p < kc; ++p) dst[p * C] = 0.0f;
-          continue;
+    } else {  // B(p, j) at j·ld + p: L×L blocks read as L rows of L, transposed in registers
+      int64_t p = 0;
+      for (; cols == C && p + L <= kc; p += L) {
+        for (int g = 0; g < C / L; ++g) {
+          Vec<L> r[L];
+#pragma GCC unroll 16
+          for (int t = 0; t < L; ++t)
+            std::memcpy(&r[t], b.p + (j0 + c0 + g * L + t) * b.ld + p0 + p, sizeof(Vec<L>));
+          transpose<L>(r);
+#pragma GCC unroll 16
+          for (int t = 0; t < L; ++t) std::memcpy(to + (p + t) * C + g * L, &r[t], sizeof(Vec<L>));
         }
-        const float* src = b.p + (j0 + c0 + c) * b.ld + p0;
-        for (int64_t p = 0; p < kc; ++p) dst[p * C] = src[p];
+      }
+      for (; p < kc; ++p) {  // a partial panel, or the depth's last p % L
+        float* dst = to + p * C;
+        for (int c = 0; c < cols; ++c) dst[c] = b.p[(j0 + c0 + c) * b.ld + p0 + p];
+        for (int c = cols; c < C; ++c) dst[c] = 0.0f;
       }
     }
   }
@@ -114,7 +160,7 @@ template <int L>
 void tile(int64_t kc, const float* pa, const float* pb, float* c, int64_t ldc, int rows, int cols,
           bool add) {
   using T = Tile<L>;
-  typedef float V __attribute__((vector_size(L * sizeof(float))));
+  using V = Vec<L>;
   constexpr int R = T::rows, NV = T::vectors;
   V acc[R][NV] = {};
   for (int64_t p = 0; p < kc; ++p, pa += R, pb += T::cols) {
@@ -123,7 +169,8 @@ void tile(int64_t kc, const float* pa, const float* pb, float* c, int64_t ldc, i
     for (int v = 0; v < NV; ++v) std::memcpy(&bv[v], pb + v * L, sizeof(V));
 #pragma GCC unroll 16
     for (int r = 0; r < R; ++r) {
-      const V av = V{} + pa[r];
+      // A scalar times a vector: a broadcast load (V{} + x would add, for x = −0).
+      const float av = pa[r];
 #pragma GCC unroll 4
       for (int v = 0; v < NV; ++v) acc[r][v] += av * bv[v];
     }
@@ -173,7 +220,7 @@ void gemm(int64_t m, int64_t n, int64_t k, GemmOperand a, GemmOperand b, float* 
     for (int64_t p0 = 0; p0 < k; p0 += kDepth) {
       const int64_t kc = std::min(kDepth, k - p0);
       const bool add = accumulate || p0 > 0;
-      pack_cols<T::cols>(b, p0, kc, j0, nc, pb);
+      pack_cols<L, T::cols>(b, p0, kc, j0, nc, pb);
       for (int64_t i0 = 0; i0 < m; i0 += kRows) {
         const int64_t mc = std::min(kRows, m - i0);
         pack_rows<T::rows>(a, i0, mc, p0, kc, pa);
