@@ -241,7 +241,7 @@ __global__ void __launch_bounds__(FusedEngine::kThreads, 1) steps_kernel(ImageAr
       fused::reduce_adam(q, s.count, s.param_floats, k.partial, s.params, s.m, s.v, p, s.grads);
     if (blockIdx.x == 0)
       sum_metrics<FusedEngine::kThreads>(k.loss, k.correct, s.count, s.loss_acc, s.correct_acc);
-    grid.sync();  // the parameters updated, the per-image slots read
+    if (i + 1 < s.n_steps) grid.sync();  // the parameters updated, the per-image slots read
   }
 }
 
@@ -355,24 +355,35 @@ class NvtxRange {
 
 // Whether the persistent kernel can run a step's max_batch blocks at once on this device
 // (a cooperative launch needs every block resident): its static shared memory beside the
-// arena, and blocks per SM × SMs. Raises the kernel's dynamic shared memory limit to what the
-// arena needs when it does.
+// arena, and blocks per SM × SMs. Raises the kernel's dynamic shared memory limit when the
+// arena is in shared memory: to the device's limit less the kernel's static memory, not to
+// this arena's size, since the limit belongs to the kernel and another engine's smaller arena
+// must not lower it under this one. The path is optional, so a CUDA error here refuses it
+// (cleared, and said by describe()) rather than failing the engine.
 bool steps_fit(bool shared_arena, size_t shared, int max_batch, int sms) {
+  auto refused = [](cudaError_t e) {
+    if (e == cudaSuccess) return false;
+    cudaGetLastError();  // clear it: the engine goes on with a launch per step
+    return true;
+  };
   int device = 0, cooperative = 0;
-  CUDA_CHECK(cudaGetDevice(&device));
-  CUDA_CHECK(cudaDeviceGetAttribute(&cooperative, cudaDevAttrCooperativeLaunch, device));
-  if (!cooperative) return false;
+  if (refused(cudaGetDevice(&device)) ||
+      refused(cudaDeviceGetAttribute(&cooperative, cudaDevAttrCooperativeLaunch, device)) ||
+      !cooperative)
+    return false;
   const void* kernel = shared_arena ? reinterpret_cast<const void*>(steps_kernel<true>)
                                     : reinterpret_cast<const void*>(steps_kernel<false>);
   cudaFuncAttributes attrs = {};
-  CUDA_CHECK(cudaFuncGetAttributes(&attrs, kernel));
-  if (int64_t(attrs.sharedSizeBytes) + int64_t(shared) > shared_limit()) return false;
-  if (shared)
-    CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                    int(shared)));
+  if (refused(cudaFuncGetAttributes(&attrs, kernel))) return false;
+  const int64_t room = int64_t(shared_limit()) - int64_t(attrs.sharedSizeBytes);
+  if (int64_t(shared) > room) return false;
+  if (shared && refused(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                             int(room))))
+    return false;
   int per_sm = 0;
-  CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, FusedEngine::kThreads,
-                                                           shared));
+  if (refused(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel,
+                                                            FusedEngine::kThreads, shared)))
+    return false;
   return int64_t(per_sm) * sms >= max_batch;
 }
 

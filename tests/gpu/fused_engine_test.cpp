@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <memory>
 #include <ostream>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -147,10 +148,18 @@ TEST(FusedEngine, ManyStepsPerLaunchChangeNoBit) {
   SPLITCONV_REQUIRE_GPU();
   for (const char* text : {kSeedV0, kSeedV1, kOdd}) {
     const Model model = model_of(text, "steps.net");
-    const ImageSet train = synthetic(250, 21), test = synthetic(40, 22);
+    // 40 full steps and a partial one, in three runs: both pinned slots of step parameters and
+    // the wait before the first is reused; every hyper-parameter changes from step to step.
+    const ImageSet train = synthetic(1300, 21), test = synthetic(40, 22);
     const int full = int(train.count / kBatch);
     std::vector<Hyper> hypers(static_cast<size_t>(full));
-    for (int i = 0; i < full; ++i) hypers[size_t(i)].lr = 0.001f * float(1 + i % 3);
+    for (int i = 0; i < full; ++i) {
+      Hyper& h = hypers[size_t(i)];
+      h.lr = 0.001f * float(1 + i % 3);
+      h.beta1 = 0.9f - 0.01f * float(i % 4);
+      h.beta2 = 0.999f - 0.001f * float(i % 5);
+      h.eps = 1e-7f * float(1 + i % 2);
+    }
     const Hyper last;
     BackendOptions o = fused_options();
     o.fused_blocks = 1;  // the persistent kernel runs a block per image
@@ -165,7 +174,11 @@ TEST(FusedEngine, ManyStepsPerLaunchChangeNoBit) {
     EXPECT_GT(many.steps_per_call(), 1);
     for (int i = 0; i < full; ++i)
       one.train_step(int64_t(i) * kBatch, kBatch, 1 + i, hypers[size_t(i)]);
-    many.train_steps(0, kBatch, 1, hypers);
+    const std::span<const Hyper> all(hypers);
+    const int runs[] = {0, 13, 26, full};
+    for (int r = 0; r < 3; ++r)
+      many.train_steps(int64_t(runs[r]) * kBatch, kBatch, 1 + runs[r],
+                       all.subspan(size_t(runs[r]), size_t(runs[r + 1] - runs[r])));
     const int rest = int(train.count - int64_t(full) * kBatch);
     for (CudaBackend* be : {&one, &many}) be->train_step(int64_t(full) * kBatch, rest, full + 1, last);
     const Metrics mo = one.train_metrics(), mm = many.train_metrics();
