@@ -78,7 +78,11 @@ int64_t conv_gemm_space(int64_t m, int64_t n, int64_t k) {
 static_assert(kLanes == 4 || kLanes == 8 || kLanes == 16, "vectors of 4, 8 or 16 floats");
 typedef float Lanes __attribute__((vector_size(kLanes * sizeof(float))));
 constexpr int kFilterBlock = 8;  // output channels per pass over a row (forward)
-constexpr int kGradBlock = 4;    // output channels per pass over the images (weight gradient)
+// Output channels per pass over the images (a one-channel conv's weight gradient): their sums
+// (taps + 1 vectors each) stay in registers with 16 lanes at 2 (20 of 32; 4 spilled, and 2 was
+// 10% faster on seed-v0's conv1); with 8 or 4 lanes any block spills, and 1, 2 and 4 measured
+// the same.
+constexpr int kGradBlock = kLanes == 16 ? 2 : 4;
 
 void store(float* p, Lanes v) { std::memcpy(p, &v, sizeof v); }
 
