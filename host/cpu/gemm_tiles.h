@@ -46,7 +46,7 @@ constexpr int64_t cols_block() {
 inline int64_t round_up(int64_t v, int64_t to) { return (v + to - 1) / to * to; }
 inline int64_t round16(int64_t f) { return round_up(f, 16); }  // 64-byte aligned parts
 
-// Floats of workspace tiled_gemm needs for an m×n×k product.
+// Floats of workspace gemm<L> needs for an m×n×k product.
 template <int L>
 int64_t space(int64_t m, int64_t n, int64_t k) {
   if (m < 1 || n < 1 || k < 1) return 0;
@@ -201,7 +201,7 @@ void tile(int64_t kc, const float* pa, const float* pb, float* c, int64_t ldc, i
 }
 
 // C = A·B, or C += A·B when accumulate; C row-major with leading dimension ldc. `work` holds
-// space<L>(m, n, k) floats, 64-byte aligned.
+// space<L>(m, n, k) floats.
 template <int L>
 void gemm(int64_t m, int64_t n, int64_t k, GemmOperand a, GemmOperand b, float* c, int64_t ldc,
           bool accumulate, float* work) {
