@@ -1,6 +1,7 @@
 // 64-byte aligned float storage for the CPU backend and the CPU benchmarks.
 #pragma once
 #include <cstddef>
+#include <cstdint>
 #include <new>
 #include <vector>
 
@@ -30,5 +31,9 @@ struct Aligned64 {
   bool operator==(const Aligned64<U>&) const { return true; }
 };
 using AlignedFloats = std::vector<float, Aligned64<float>>;
+
+// f floats rounded up to whole 64-byte lines: parts of a 64-byte aligned workspace laid one
+// after another stay aligned.
+inline int64_t round16(int64_t f) { return (f + 15) / 16 * 16; }
 
 }  // namespace splitconv::cpu

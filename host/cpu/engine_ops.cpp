@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "cpu/aligned.h"
 #include "cpu/cpu_ops.h"
 #include "cpu/gemm.h"
 #include "cpu/gemm_tiles.h"
@@ -17,8 +18,6 @@ namespace {
 // A GEMM's output columns per chunk of images: enough that the GEMM's tiles run at speed on
 // small maps, few enough that a chunk's columns stay in a core's L2 cache.
 constexpr int64_t kChunkColumns = 1024;
-
-int64_t round16(int64_t f) { return (f + 15) / 16 * 16; }  // keeps each part 64-byte aligned
 
 int64_t patch(const ConvGeom& g) { return int64_t(g.c) * g.kh * g.kw; }
 int64_t plane(const ConvGeom& g) { return int64_t(g.oh) * g.ow; }

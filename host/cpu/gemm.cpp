@@ -4,6 +4,8 @@
 // the packing blocks come from the caller.
 #include "cpu/gemm.h"
 
+#include "cpu/aligned.h"
+
 #include "cpu/eigen_maps.h"
 
 #include <Eigen/Core>
@@ -16,8 +18,6 @@ namespace {
 using Index = Eigen::Index;
 using CMap = CStridedMapR;
 using Map = StridedMapR;
-
-int64_t round16(int64_t f) { return (f + 15) / 16 * 16; }  // keeps each block 64-byte aligned
 
 // Eigen's blocking for a row-major m×n result: it computes the transposed product (n×m, column
 // major), so its "rows" are n and its "columns" m.

@@ -18,6 +18,7 @@
 #include <cstring>
 #include <utility>
 
+#include "cpu/aligned.h"
 #include "cpu/gemm.h"
 
 namespace splitconv::cpu::tiles {
@@ -44,7 +45,6 @@ constexpr int64_t cols_block() {
 }
 
 inline int64_t round_up(int64_t v, int64_t to) { return (v + to - 1) / to * to; }
-inline int64_t round16(int64_t f) { return round_up(f, 16); }  // 64-byte aligned parts
 
 // Floats of workspace gemm<L> needs for an m×n×k product.
 template <int L>
