@@ -65,15 +65,23 @@ std::vector<Case> cases() {
       {"4x4 same, direct (pad 1 top/left, 2 bottom/right)", conv(2, 2, 9, 19, 5, 4, 4, 1, 1, 2, 1, 2)},
       {"2x5 same, direct, any window", conv(2, 3, 6, 33, 17, 2, 5, 1, 1, 0, 2, 2)},
       {"1x1, direct, 40 wide", conv(3, 6, 2, 40, 3, 1, 1, 1, 0, 0, 0, 0)},
+      // dw without im2col (the listed windows on the direct path): tiles of 1 to 3 vectors of
+      // filters (70: 3 + 2 with 16 lanes), channels not a multiple of a tile's.
+      {"3x3 valid, direct, 70 filters", conv(2, 3, 14, 34, 70, 3, 3, 1, 0, 0, 0, 0)},
+      {"3x1 same, direct, 37 filters, 10 channels", conv(2, 10, 16, 33, 37, 3, 1, 1, 1, 1, 0, 0)},
+      {"7x1 valid, direct, 20 filters", conv(2, 4, 20, 33, 20, 7, 1, 1, 0, 0, 0, 0)},
+      {"1x5 same, direct, 33 filters", conv(2, 3, 9, 40, 33, 1, 5, 1, 0, 0, 2, 2)},
       // 14×14 outputs: chunks of 6 images, the last one partial.
       {"3x3 same, 13 images in 3 chunks", conv(13, 3, 14, 14, 5, 3, 3, 1, 1, 1, 1, 1)},
       {"1x3 same, 13 images", conv(13, 4, 14, 14, 3, 1, 3, 1, 0, 0, 1, 1)},
       // A map larger than a chunk: one image per GEMM.
       {"3x3 valid, 36x36 map", conv(3, 2, 36, 36, 4, 3, 3, 1, 0, 0, 0, 0)},
       {"3x3 valid, 36x36 map, 1 channel", conv(3, 1, 36, 36, 4, 3, 3, 1, 0, 0, 0, 0)},
-      // Images large enough that dw's im2col runs in pieces of output rows (the last partial).
-      {"3x3 valid, 64 channels, 36x36: dw in pieces", conv(2, 64, 36, 36, 4, 3, 3, 1, 0, 0, 0, 0)},
-      {"3x3 same, 48 channels, 40x40: dw in pieces", conv(1, 48, 40, 40, 5, 3, 3, 1, 1, 1, 1, 1)},
+      // Images large enough that dw's im2col runs in pieces of output rows (the last partial):
+      // a window dw's direct tiles do not list; the 3×3s take those tiles.
+      {"4x4 valid, 32 channels, 40x40: dw in pieces", conv(2, 32, 40, 40, 3, 4, 4, 1, 0, 0, 0, 0)},
+      {"3x3 valid, 64 channels, 36x36", conv(2, 64, 36, 36, 4, 3, 3, 1, 0, 0, 0, 0)},
+      {"3x3 same, 48 channels, 40x40", conv(1, 48, 40, 40, 5, 3, 3, 1, 1, 1, 1, 1)},
       // A first layer of stride 2 on a large 3-channel image: dw in pieces when no dx is asked.
       {"3x3 stride 2 same, 3 channels, 200x240: dw in pieces", conv(1, 3, 200, 240, 4, 3, 3, 2, 1, 1, 1, 1)},
   };

@@ -122,14 +122,23 @@ Lanes even_lanes(Lanes lo, Lanes hi) { return __builtin_shufflevector(lo, hi, 0,
 Lanes odd_lanes(Lanes lo, Lanes hi) { return __builtin_shufflevector(lo, hi, 1, 3, 5, 7); }
 #endif
 
-// Σ p[0..n) in a fixed order: kLanes running sums, then the lanes and the tail in order.
-float lane_sum(const float* p, int64_t n) {
+// to[0..n) = dy where y > 0, else 0 (the ReLU's backward; no y: dy itself, to may be dy),
+// and returns Σ to[0..n) in a fixed order: kLanes running sums, then the lanes and the tail
+// in order.
+float mask_and_sum(const float* y, const float* dy, float* to, int64_t n) {
   Lanes acc = {};
   int64_t q = 0;
-  for (; q + kLanes <= n; q += kLanes) acc += load(p + q);
+  for (; q + kLanes <= n; q += kLanes) {
+    const Lanes d = y ? where_positive(load(y + q), load(dy + q)) : load(dy + q);
+    store(to + q, d);
+    acc += d;
+  }
   float sum = 0.0f;
   for (int l = 0; l < kLanes; ++l) sum += acc[l];
-  for (; q < n; ++q) sum += p[q];
+  for (; q < n; ++q) {
+    to[q] = !y || y[q] > 0.0f ? dy[q] : 0.0f;
+    sum += to[q];
+  }
   return sum;
 }
 
@@ -610,19 +619,156 @@ void block_weights(const ConvGeom& g, const float* w, bool for_dx, float* wb) {
       }
 }
 
-// The direct path's own workspace, after the GEMM path's (which computes dw): one padded image
-// (of x or of dy), a weight block set, and one filter block's wide outputs.
+// The weight gradient without im2col or packing, for stride 1 and the windows unrolled at
+// compile time: dw[f][c][i][j] = Σ over the outputs (oy, ox) of dy[f][oy][ox] ·
+// map[c][oy + i][ox + j], map the image padded as for the forward (pad_planes). Each image's
+// dy is first transposed to output-major, dyt[oy·ow + ox][f] with the filters padded to whole
+// vectors, so that one vector holds one output's gradient for kLanes filters: every tap of
+// every channel is then a running vector sum, a scalar of the map (a broadcast) times that
+// vector. A tile holds the sums of CB channels × KH·KW taps for V vectors of filters, in
+// registers over the whole image, each lane's sum taken over the outputs in order: the bits
+// depend on the shape only. A tile has up to kDwSums sums, and V vectors of dyt beside them
+// (AVX-512: 32 registers; else 16); the more vectors, the fewer broadcasts per product.
+constexpr int kDwSums = kLanes == 16 ? 27 : 12;
+template <int KH, int KW>
+constexpr int dw_vectors() {  // V at most
+  return std::min(3, kDwSums / (KH * KW));
+}
+template <int KH, int KW, int V>
+constexpr int dw_channels() {  // CB
+  return std::max(1, (kDwSums - 3) / (KH * KW * V));
+}
+
+// The windows with a tile (direct_dw_any's list) whose sums fit the registers.
+bool dw_window(int kh, int kw) {
+  const bool listed = (kh == 3 && kw == 3) || (kh == 5 && kw == 5) ||
+                      ((kh == 1 || kw == 1) && (kh + kw == 4 || kh + kw == 6 || kh + kw == 8));
+  return listed && kh * kw <= kDwSums;
+}
+bool direct_dw_ok(const ConvGeom& g) {
+  return g.c > 1 && g.stride == 1 && dw_window(g.kh, g.kw) && direct_forward_ok(g);
+}
+int64_t dw_filters(const ConvGeom& g) { return (int64_t(g.m) + kLanes - 1) / kLanes * kLanes; }
+
+// One tile: the sums over an image of channels base[0..CB) (padded maps, rows pw floats
+// apart) times V vectors of the filters' gradients dyt (outputs `ld` floats apart), into
+// sums[v][c][i][j].
+template <int KH, int KW, int V>
+__attribute__((noinline)) void dw_tile(const float* const* base, int pw, int oh, int ow,
+                                       const float* dyt, int64_t ld, Lanes* sums) {
+  constexpr int CB = dw_channels<KH, KW, V>();
+  Lanes acc[V][CB][KH][KW] = {};
+  for (int oy = 0; oy < oh; ++oy) {
+    const float* d = dyt + int64_t(oy) * ow * ld;
+    const float* r[CB];
+    for (int c = 0; c < CB; ++c) r[c] = base[c] + int64_t(oy) * pw;
+    for (int ox = 0; ox < ow; ++ox) {
+      Lanes b[V];
+      for (int v = 0; v < V; ++v) b[v] = load(d + ox * ld + v * kLanes);
+      for (int c = 0; c < CB; ++c)
+        for (int i = 0; i < KH; ++i)
+          for (int j = 0; j < KW; ++j) {
+            const float a = r[c][ox + i * pw + j];
+            for (int v = 0; v < V; ++v) acc[v][c][i][j] += a * b[v];
+          }
+    }
+  }
+  for (int v = 0; v < V; ++v)
+    for (int c = 0; c < CB; ++c)
+      for (int i = 0; i < KH; ++i)
+        for (int j = 0; j < KW; ++j) sums[((v * CB + c) * KH + i) * KW + j] = acc[v][c][i][j];
+}
+
+// The filters [f0, f0 + V·kLanes) of one image's dw (see direct_dw).
+template <int KH, int KW, int V>
+void direct_dw_filters(const ConvGeom& g, const DirectShape& s, const float* map,
+                       const float* dyt, int f0, float* dw, bool add) {
+  constexpr int CB = dw_channels<KH, KW, V>(), taps = KH * KW;
+  const int64_t k = int64_t(g.c) * taps, ld = dw_filters(g);
+  Lanes sums[V * CB * taps];
+  for (int c0 = 0; c0 < g.c; c0 += CB) {
+    // A last tile of fewer channels repeats the last one, and drops its sums.
+    const float* base[CB];
+    for (int c = 0; c < CB; ++c) base[c] = map + std::min(c0 + c, g.c - 1) * s.plane();
+    dw_tile<KH, KW, V>(base, s.pw(), g.oh, g.ow, dyt + f0, ld, sums);
+    for (int v = 0; v < V; ++v)
+      for (int c = 0; c < std::min(CB, g.c - c0); ++c)
+        for (int tap = 0; tap < taps; ++tap)
+          for (int l = 0; l < std::min(kLanes, g.m - f0 - v * kLanes); ++l) {
+            float& to = dw[(f0 + v * kLanes + l) * k + (c0 + c) * taps + tap];
+            const float sum = sums[(v * CB + c) * taps + tap][l];
+            to = add ? to + sum : sum;
+          }
+  }
+}
+
+// One image's dw from its padded map (shape s) and dyt: stored, or added to dw when add.
+template <int KH, int KW>
+void direct_dw(const ConvGeom& g, const DirectShape& s, const float* map, const float* dyt,
+               float* dw, bool add) {
+  constexpr int most = dw_vectors<KH, KW>();
+  for (int f0 = 0; f0 < g.m;) {
+    const int vectors = std::min<int>(most, (g.m - f0 + kLanes - 1) / kLanes);
+    if (vectors >= 3 && most >= 3) {
+      direct_dw_filters<KH, KW, std::min(most, 3)>(g, s, map, dyt, f0, dw, add);
+    } else if (vectors == 2 && most >= 2) {
+      direct_dw_filters<KH, KW, std::min(most, 2)>(g, s, map, dyt, f0, dw, add);
+    } else {
+      direct_dw_filters<KH, KW, 1>(g, s, map, dyt, f0, dw, add);
+    }
+    f0 += std::min(vectors, most) * kLanes;
+  }
+}
+
+void direct_dw_any(const ConvGeom& g, const DirectShape& s, const float* map, const float* dyt,
+                   float* dw, bool add) {
+  const int kh = g.kh, kw = g.kw;
+  if (kh == 3 && kw == 3) return direct_dw<3, 3>(g, s, map, dyt, dw, add);
+  if (kh == 3 && kw == 1) return direct_dw<3, 1>(g, s, map, dyt, dw, add);
+  if (kh == 1 && kw == 3) return direct_dw<1, 3>(g, s, map, dyt, dw, add);
+  if (kh == 5 && kw == 1) return direct_dw<5, 1>(g, s, map, dyt, dw, add);
+  if (kh == 1 && kw == 5) return direct_dw<1, 5>(g, s, map, dyt, dw, add);
+  if (kh == 7 && kw == 1) return direct_dw<7, 1>(g, s, map, dyt, dw, add);
+  if (kh == 1 && kw == 7) return direct_dw<1, 7>(g, s, map, dyt, dw, add);
+  if constexpr (kDwSums >= 25) {
+    if (kh == 5 && kw == 5) return direct_dw<5, 5>(g, s, map, dyt, dw, add);
+  }
+}
+
+// One image's gradient (m planes of p = oh·ow floats, `ld` floats apart) as dyt (p rows of
+// dw_filters(g) floats, zeros past m): kLanes × kLanes blocks transposed in registers, the
+// edges one float at a time.
+void transpose_dy(const ConvGeom& g, const float* dy, int64_t ld, float* dyt) {
+  const int64_t p = plane(g), width = dw_filters(g);
+  for (int64_t f0 = 0; f0 < width; f0 += kLanes) {
+    const int filters = int(std::min<int64_t>(kLanes, g.m - f0));
+    int64_t q = 0;
+    for (; filters == kLanes && q + kLanes <= p; q += kLanes) {
+      Lanes r[kLanes];
+      for (int t = 0; t < kLanes; ++t) r[t] = load(dy + (f0 + t) * ld + q);
+      tiles::transpose<kLanes>(r);
+      for (int t = 0; t < kLanes; ++t) store(dyt + (q + t) * width + f0, r[t]);
+    }
+    for (; q < p; ++q)
+      for (int t = 0; t < kLanes; ++t) dyt[q * width + f0 + t] = t < filters ? dy[(f0 + t) * ld + q] : 0.0f;
+  }
+}
+
+// The direct path's own workspace, after the GEMM path's: one padded image (of x or of dy), a
+// weight block set, one filter block's wide outputs, and an image's transposed dy (dyt).
 struct DirectSpace {
   float* map;
   float* weights;
   float* wide;
+  float* dyt;
 };
+int64_t dyt_floats(const ConvGeom& g) { return direct_dw_ok(g) ? round16(plane(g) * dw_filters(g)) : 0; }
 int64_t direct_many_floats(const ConvGeom& g) {
   const int taps = g.kh * g.kw;
   const DirectShape f = forward_shape(g), d = dx_shape(g);
   return std::max(f.map_floats(), d.map_floats()) +
          std::max(block_floats(g.m, g.c, taps), block_floats(g.c, g.m, taps)) +
-         kManyFilters * std::max(f.wide(), d.wide());
+         round16(kManyFilters * std::max(f.wide(), d.wide())) + dyt_floats(g);
 }
 DirectSpace direct_space(const ConvGeom& g, float* at) {
   const int taps = g.kh * g.kw;
@@ -631,6 +777,7 @@ DirectSpace direct_space(const ConvGeom& g, float* at) {
   sp.map = at;
   sp.weights = sp.map + std::max(f.map_floats(), d.map_floats());
   sp.wide = sp.weights + std::max(block_floats(g.m, g.c, taps), block_floats(g.c, g.m, taps));
+  sp.dyt = sp.wide + round16(kManyFilters * std::max(f.wide(), d.wide()));
   return sp;
 }
 
@@ -737,10 +884,9 @@ void conv_backward_fast(const ConvGeom& g, const float* x, const float* y, float
   float* packing = gathered + out_floats(g);
   // The direct path's padded dy, dx weights and wide outputs, past the GEMM path's workspace.
   DirectSpace dsp{};
-  if (direct_dx_ok(g) && dx) {
-    dsp = direct_space(g, packing + conv_packing(g));
-    block_weights(g, w, true, dsp.weights);
-  }
+  const bool dw_direct = direct_dw_ok(g);
+  if ((direct_dx_ok(g) && dx) || dw_direct) dsp = direct_space(g, packing + conv_packing(g));
+  if (direct_dx_ok(g) && dx) block_weights(g, w, true, dsp.weights);
   std::fill(db, db + g.m, 0.0f);
   if (dx && g.stride != 1) std::fill(dx, dx + g.x_size(), 0.0f);  // col2im accumulates
   for (int n0 = 0; n0 < g.n; n0 += chunk) {
@@ -751,19 +897,18 @@ void conv_backward_fast(const ConvGeom& g, const float* x, const float* y, float
     for (int i = 0; i < count; ++i) {
       for (int m = 0; m < g.m; ++m) {
         const int64_t at = ((n0 + i) * int64_t(g.m) + m) * p;
-        const float* src = dy + at;
-        float* to = dyc + m * ld + (count == 1 ? 0 : i * p);
-        if (y) {
-          const float* mask = y + at;
-          for (int64_t q = 0; q < p; ++q) to[q] = mask[q] > 0.0f ? src[q] : 0.0f;
-        } else if (to != src) {
-          std::copy(src, src + p, to);
-        }
-        db[m] += lane_sum(to, p);
+        db[m] += mask_and_sum(y ? y + at : nullptr, dy + at, dyc + m * ld + (count == 1 ? 0 : i * p), p);
       }
     }
     const int rows = dw_piece_rows(g);
-    if (count == 1 && (!dx || direct_dx_ok(g)) && rows < g.oh) {
+    if (dw_direct) {  // each image padded as for the forward, its dy transposed
+      for (int i = 0; i < count; ++i) {
+        pad_planes(forward_shape(g), g.c, x + (n0 + i) * image, g.h, g.w, g.w,
+                   int64_t(g.h) * g.w, g.pad_top, g.pad_left, dsp.map);
+        transpose_dy(g, dyc + i * p, ld, dsp.dyt);
+        direct_dw_any(g, forward_shape(g), dsp.map, dsp.dyt, dw, n0 + i > 0);
+      }
+    } else if (count == 1 && (!dx || direct_dx_ok(g)) && rows < g.oh) {
       // One large image whose columns are not needed for dx: dw in pieces of whole output
       // rows, each piece's columns still in the core's L2 cache when its GEMM reads them.
       for (int oy0 = 0; oy0 < g.oh; oy0 += rows) {

@@ -133,9 +133,10 @@ void pack_cols(GemmOperand b, int64_t p0, int64_t kc, int64_t j0, int64_t nc, fl
         for (int c = cols; c < C; ++c) dst[c] = 0.0f;
       }
     } else {  // B(p, j) at j·ld + p: L×L blocks read as L rows of L, transposed in registers
+      const int whole = cols / L;  // the panel's whole groups of L columns
       int64_t p = 0;
-      for (; cols == C && p + L <= kc; p += L) {
-        for (int g = 0; g < C / L; ++g) {
+      for (; whole > 0 && p + L <= kc; p += L) {
+        for (int g = 0; g < whole; ++g) {
           Vec<L> r[L];
 #pragma GCC unroll 16
           for (int t = 0; t < L; ++t)
@@ -144,8 +145,13 @@ void pack_cols(GemmOperand b, int64_t p0, int64_t kc, int64_t j0, int64_t nc, fl
 #pragma GCC unroll 16
           for (int t = 0; t < L; ++t) std::memcpy(to + (p + t) * C + g * L, &r[t], sizeof(Vec<L>));
         }
+        for (int t = 0; t < L; ++t) {  // a partial panel's other columns
+          float* dst = to + (p + t) * C;
+          for (int c = whole * L; c < cols; ++c) dst[c] = b.p[(j0 + c0 + c) * b.ld + p0 + p + t];
+          for (int c = cols; c < C; ++c) dst[c] = 0.0f;
+        }
       }
-      for (; p < kc; ++p) {  // a partial panel, or the depth's last p % L
+      for (; p < kc; ++p) {  // a panel of fewer than L columns, or the depth's last p % L
         float* dst = to + p * C;
         for (int c = 0; c < cols; ++c) dst[c] = b.p[(j0 + c0 + c) * b.ld + p0 + p];
         for (int c = cols; c < C; ++c) dst[c] = 0.0f;
