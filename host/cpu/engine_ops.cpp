@@ -591,16 +591,31 @@ void direct_image_any(const DirectShape& s, const float* map, const float* wbloc
 }
 
 // `planes` planes of rows×cols from src (row length cols) at (top, left) of each plane of a
-// zeroed padded map of shape s (a plane of `rows` rows of `cols` floats may come from rows
-// `ld` floats apart, planes `plane_ld` apart).
+// padded map of shape s, zeros around them and after the last plane (a plane of `rows` rows
+// of `cols` floats may come from rows `ld` floats apart, planes `plane_ld` apart; top + rows
+// ≤ s.ph(), left + cols ≤ s.pw()). Each float of the map written once.
 void pad_planes(const DirectShape& s, int planes, const float* src, int rows, int cols,
                 int64_t ld, int64_t plane_ld, int top, int left, float* map) {
-  std::fill(map, map + s.map_floats(), 0.0f);
-  for (int c = 0; c < planes; ++c)
+  const int pw = s.pw();
+  for (int c = 0; c < planes; ++c) {
+    float* plane = map + c * s.plane();
+    std::fill(plane, plane + int64_t(top) * pw, 0.0f);
     for (int r = 0; r < rows; ++r) {
+      float* row = plane + int64_t(top + r) * pw;
       const float* from = src + c * plane_ld + r * ld;
-      std::copy(from, from + cols, map + c * s.plane() + int64_t(top + r) * s.pw() + left);
+      std::fill(row, row + left, 0.0f);
+      std::copy(from, from + cols, row + left);
+      std::fill(row + left + cols, row + pw, 0.0f);
     }
+    std::fill(plane + int64_t(top + rows) * pw, plane + s.plane(), 0.0f);
+  }
+  std::fill(map + planes * s.plane(), map + s.map_floats(), 0.0f);
+}
+
+// Whether an image (c planes of h×w) is its own padded map for shape s: stride 1 and no
+// padding (a valid conv). The forward's tiles read past the last plane, into the next image.
+bool unpadded(const ConvGeom& g, const DirectShape& s) {
+  return g.pad_top == 0 && g.pad_left == 0 && s.ph() == g.h && s.pw() == g.w;
 }
 
 // Weights w (m × c × taps) in blocks [out / F][in][tap][out % F] (zero past the last filter)
@@ -822,9 +837,14 @@ void direct_many_forward(const ConvGeom& g, const float* x, const float* w, cons
   block_weights(g, w, false, sp.weights);
   const int64_t image = int64_t(g.c) * g.h * g.w, out = int64_t(g.m) * g.oh * g.ow;
   for (int n = 0; n < g.n; ++n) {
-    pad_planes(s, g.c, x + n * image, g.h, g.w, g.w, int64_t(g.h) * g.w, g.pad_top, g.pad_left,
-               sp.map);
-    direct_image_any(s, sp.map, sp.weights, b, relu, y + n * out, sp.wide);
+    // A valid conv's image is its own map where what the tiles read past it is still in x.
+    const float* map = x + n * image;
+    if (!unpadded(g, s) || n * image + s.map_floats() > g.n * image) {
+      pad_planes(s, g.c, x + n * image, g.h, g.w, g.w, int64_t(g.h) * g.w, g.pad_top,
+                 g.pad_left, sp.map);
+      map = sp.map;
+    }
+    direct_image_any(s, map, sp.weights, b, relu, y + n * out, sp.wide);
   }
 }
 
@@ -902,11 +922,16 @@ void conv_backward_fast(const ConvGeom& g, const float* x, const float* y, float
     }
     const int rows = dw_piece_rows(g);
     if (dw_direct) {  // each image padded as for the forward, its dy transposed
+      const DirectShape s = forward_shape(g);
       for (int i = 0; i < count; ++i) {
-        pad_planes(forward_shape(g), g.c, x + (n0 + i) * image, g.h, g.w, g.w,
-                   int64_t(g.h) * g.w, g.pad_top, g.pad_left, dsp.map);
+        const float* map = x + (n0 + i) * image;  // a valid conv's: dw reads inside each plane
+        if (!unpadded(g, s)) {
+          pad_planes(s, g.c, map, g.h, g.w, g.w, int64_t(g.h) * g.w, g.pad_top, g.pad_left,
+                     dsp.map);
+          map = dsp.map;
+        }
         transpose_dy(g, dyc + i * p, ld, dsp.dyt);
-        direct_dw_any(g, forward_shape(g), dsp.map, dsp.dyt, dw, n0 + i > 0);
+        direct_dw_any(g, s, map, dsp.dyt, dw, n0 + i > 0);
       }
     } else if (count == 1 && (!dx || direct_dx_ok(g)) && rows < g.oh) {
       // One large image whose columns are not needed for dx: dw in pieces of whole output
