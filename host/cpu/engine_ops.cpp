@@ -75,7 +75,7 @@ int64_t conv_gemm_space(int64_t m, int64_t n, int64_t k) {
   return kOwnTiles ? tiles::space<kLanes>(m, n, k) : gemm_space(m, n, k);
 }
 static_assert(kLanes == 4 || kLanes == 8 || kLanes == 16, "vectors of 4, 8 or 16 floats");
-typedef float Lanes __attribute__((vector_size(kLanes * sizeof(float))));
+using Lanes = tiles::Vec<kLanes>;  // as the GEMM tiles' vectors
 constexpr int kFilterBlock = 8;  // output channels per pass over a row (forward)
 // Output channels per pass over the images (a one-channel conv's weight gradient): their sums
 // (taps + 1 vectors each) stay in registers with 16 lanes at 2 (20 of 32; 4 spilled, and 2 was
@@ -83,13 +83,8 @@ constexpr int kFilterBlock = 8;  // output channels per pass over a row (forward
 // the same.
 constexpr int kGradBlock = kLanes == 16 ? 2 : 4;
 
-void store(float* p, Lanes v) { std::memcpy(p, &v, sizeof v); }
-
-Lanes load(const float* p) {
-  Lanes v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
+void store(float* p, Lanes v) { tiles::store<kLanes>(p, v); }
+Lanes load(const float* p) { return tiles::load<kLanes>(p); }
 
 typedef int32_t IntLanes __attribute__((vector_size(kLanes * sizeof(float))));
 
@@ -660,8 +655,11 @@ bool dw_window(int kh, int kw) {
                       ((kh == 1 || kw == 1) && (kh + kw == 4 || kh + kw == 6 || kh + kw == 8));
   return listed && kh * kw <= kDwSums;
 }
+// Used with 16 lanes, where it was measured (docs/design.md, CPU engine); with 8 or 4, where
+// a tile has half the registers and was not measured, dw stays the GEMM.
+constexpr bool kDirectDw = kLanes == 16;
 bool direct_dw_ok(const ConvGeom& g) {
-  return g.c > 1 && g.stride == 1 && dw_window(g.kh, g.kw) && direct_forward_ok(g);
+  return kDirectDw && g.c > 1 && g.stride == 1 && dw_window(g.kh, g.kw) && direct_forward_ok(g);
 }
 int64_t dw_filters(const ConvGeom& g) { return (int64_t(g.m) + kLanes - 1) / kLanes * kLanes; }
 
@@ -902,7 +900,8 @@ void conv_backward_fast(const ConvGeom& g, const float* x, const float* y, float
   float* cols = workspace + col2im_lead(g);
   float* gathered = cols + cols_floats(g);
   float* packing = gathered + out_floats(g);
-  // The direct path's padded dy, dx weights and wide outputs, past the GEMM path's workspace.
+  // The direct path's padded map (of x for dw, of dy for dx), dx's weights, wide outputs and
+  // dyt, past the GEMM path's workspace.
   DirectSpace dsp{};
   const bool dw_direct = direct_dw_ok(g);
   if ((direct_dx_ok(g) && dx) || dw_direct) dsp = direct_space(g, packing + conv_packing(g));

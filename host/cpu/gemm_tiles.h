@@ -66,6 +66,18 @@ struct VecOf {
 template <int L>
 using Vec = typename VecOf<L>::type;
 
+// A vector from, or to, L floats at p (any alignment).
+template <int L>
+Vec<L> load(const float* p) {
+  Vec<L> v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+template <int L>
+void store(float* p, Vec<L> v) {
+  std::memcpy(p, &v, sizeof v);
+}
+
 template <int L, int D, size_t... I>
 Vec<L> swap_low(Vec<L> a, Vec<L> b, std::index_sequence<I...>) {
   return __builtin_shufflevector(a, b, ((I & D) ? int(L + I - D) : int(I))...);
@@ -139,11 +151,10 @@ void pack_cols(GemmOperand b, int64_t p0, int64_t kc, int64_t j0, int64_t nc, fl
         for (int g = 0; g < whole; ++g) {
           Vec<L> r[L];
 #pragma GCC unroll 16
-          for (int t = 0; t < L; ++t)
-            std::memcpy(&r[t], b.p + (j0 + c0 + g * L + t) * b.ld + p0 + p, sizeof(Vec<L>));
+          for (int t = 0; t < L; ++t) r[t] = load<L>(b.p + (j0 + c0 + g * L + t) * b.ld + p0 + p);
           transpose<L>(r);
 #pragma GCC unroll 16
-          for (int t = 0; t < L; ++t) std::memcpy(to + (p + t) * C + g * L, &r[t], sizeof(Vec<L>));
+          for (int t = 0; t < L; ++t) store<L>(to + (p + t) * C + g * L, r[t]);
         }
         for (int t = 0; t < L; ++t) {  // a partial panel's other columns
           float* dst = to + (p + t) * C;
@@ -172,7 +183,7 @@ void tile(int64_t kc, const float* pa, const float* pb, float* c, int64_t ldc, i
   for (int64_t p = 0; p < kc; ++p, pa += R, pb += T::cols) {
     V bv[NV];
 #pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) std::memcpy(&bv[v], pb + v * L, sizeof(V));
+    for (int v = 0; v < NV; ++v) bv[v] = load<L>(pb + v * L);
 #pragma GCC unroll 16
     for (int r = 0; r < R; ++r) {
       // A scalar times a vector: a broadcast load (V{} + x would add, for x = −0).
@@ -187,13 +198,7 @@ void tile(int64_t kc, const float* pa, const float* pb, float* c, int64_t ldc, i
 #pragma GCC unroll 4
       for (int v = 0; v < NV; ++v) {
         float* dst = c + r * ldc + v * L;
-        V out = acc[r][v];
-        if (add) {
-          V old;
-          std::memcpy(&old, dst, sizeof(V));
-          out = old + out;
-        }
-        std::memcpy(dst, &out, sizeof(V));
+        store<L>(dst, add ? load<L>(dst) + acc[r][v] : acc[r][v]);
       }
     }
     return;
