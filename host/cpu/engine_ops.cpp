@@ -656,7 +656,9 @@ bool dw_window(int kh, int kw) {
   return listed && kh * kw <= kDwSums;
 }
 // Used with 16 lanes, where it was measured (docs/design.md, CPU engine); with 8 or 4, where
-// a tile has half the registers and was not measured, dw stays the GEMM.
+// a tile has half the registers and was not measured, dw stays the GEMM. On the direct path's
+// maps only: on small maps of many channels (3×3 256→256 on 14×14, dw of 12×12 outputs) the
+// GEMM's dw was 1.15–1.3× faster.
 constexpr bool kDirectDw = kLanes == 16;
 bool direct_dw_ok(const ConvGeom& g) {
   return kDirectDw && g.c > 1 && g.stride == 1 && dw_window(g.kh, g.kw) && direct_forward_ok(g);
@@ -821,7 +823,7 @@ int64_t conv_packing(const ConvGeom& g) {
 
 int64_t conv_fast_workspace(const ConvGeom& g) {
   const int64_t gemm = col2im_lead(g) + cols_floats(g) + out_floats(g) + conv_packing(g);
-  if (direct_many(g)) return gemm + direct_many_floats(g);  // the GEMM path computes dw
+  if (direct_many(g) || direct_dw_ok(g)) return gemm + direct_many_floats(g);
   return direct(g) ? std::max(gemm, direct_workspace(g)) : gemm;
 }
 
