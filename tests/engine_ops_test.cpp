@@ -65,8 +65,8 @@ std::vector<Case> cases() {
       {"4x4 same, direct (pad 1 top/left, 2 bottom/right)", conv(2, 2, 9, 19, 5, 4, 4, 1, 1, 2, 1, 2)},
       {"2x5 same, direct, any window", conv(2, 3, 6, 33, 17, 2, 5, 1, 1, 0, 2, 2)},
       {"1x1, direct, 40 wide", conv(3, 6, 2, 40, 3, 1, 1, 1, 0, 0, 0, 0)},
-      // dw without im2col (16 lanes, the listed windows on the direct path): tiles of 1 to 3
-      // vectors of filters (70: 3 + 2), channels not a multiple of a tile's.
+      // dw without im2col (16 and 8 lanes, the listed windows on the direct path): tiles of 1
+      // to 3 vectors of filters (70 with 16 lanes: 3 + 2), channels not a multiple of a tile's.
       {"3x3 valid, direct, 70 filters", conv(2, 3, 14, 34, 70, 3, 3, 1, 0, 0, 0, 0)},
       {"3x1 same, direct, 37 filters, 10 channels", conv(2, 10, 16, 33, 37, 3, 1, 1, 1, 1, 0, 0)},
       {"7x1 valid, direct, 20 filters", conv(2, 4, 20, 33, 20, 7, 1, 1, 0, 0, 0, 0)},

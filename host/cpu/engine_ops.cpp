@@ -655,11 +655,13 @@ bool dw_window(int kh, int kw) {
                       ((kh == 1 || kw == 1) && (kh + kw == 4 || kh + kw == 6 || kh + kw == 8));
   return listed && kh * kw <= kDwSums;
 }
-// Used with 16 lanes, where it was measured (docs/design.md, CPU engine); with 8 or 4, where
-// a tile has half the registers and was not measured, dw stays the GEMM. On the direct path's
-// maps only: on small maps of many channels (3×3 256→256 on 14×14, dw of 12×12 outputs) the
-// GEMM's dw was 1.15–1.3× faster.
-constexpr bool kDirectDw = kLanes == 16;
+// Used with 16 and 8 lanes, where it was measured (docs/design.md, CPU engine); with 4 (SSE),
+// not measured, dw stays the GEMM. On the direct path's maps only: on small maps of many
+// channels (3×3 256→256 on 14×14, dw of 12×12 outputs) the GEMM's dw was 1.15–1.3× faster.
+#ifndef SPLITCONV_DIRECT_DW
+#define SPLITCONV_DIRECT_DW (SPLITCONV_LANES >= 8)
+#endif
+constexpr bool kDirectDw = SPLITCONV_DIRECT_DW;
 bool direct_dw_ok(const ConvGeom& g) {
   return kDirectDw && g.c > 1 && g.stride == 1 && dw_window(g.kh, g.kw) && direct_forward_ok(g);
 }
