@@ -68,13 +68,17 @@ std::vector<Case> cases() {
       // dw without im2col (16 and 8 lanes, the listed windows on the direct path): tiles of 1
       // to 3 vectors of filters (70 with 16 lanes: 3 + 2), channels not a multiple of a tile's.
       {"3x3 valid, direct, 70 filters", conv(2, 3, 14, 34, 70, 3, 3, 1, 0, 0, 0, 0)},
-      {"3x1 same, direct, 37 filters, 10 channels", conv(2, 10, 16, 33, 37, 3, 1, 1, 1, 1, 0, 0)},
+      {"3x1 same, direct, 37 filters, 11 channels", conv(2, 11, 16, 33, 37, 3, 1, 1, 1, 1, 0, 0)},
       {"7x1 valid, direct, 20 filters", conv(2, 4, 20, 33, 20, 7, 1, 1, 0, 0, 0, 0)},
+      {"5x1 valid, direct, 18 filters, 5 channels", conv(2, 5, 20, 33, 18, 5, 1, 1, 0, 0, 0, 0)},
       {"1x5 same, direct, 33 filters", conv(2, 3, 9, 40, 33, 1, 5, 1, 0, 0, 2, 2)},
-      // 14×14 outputs: chunks of 6 images, the last one partial.
+      {"1x7 same, direct, 17 filters", conv(2, 3, 8, 40, 17, 1, 7, 1, 0, 0, 3, 3)},
+      {"5x5 valid, direct, 20 filters (dw: 16 lanes)", conv(2, 3, 20, 36, 20, 5, 5, 1, 0, 0, 0, 0)},
+      // 14×14 outputs: chunks of 6 images, the last one partial (dw: a GEMM per chunk with 4
+      // lanes, the direct tiles on each chunk's images with 8 and 16).
       {"3x3 same, 13 images in 3 chunks", conv(13, 3, 14, 14, 5, 3, 3, 1, 1, 1, 1, 1)},
       {"1x3 same, 13 images", conv(13, 4, 14, 14, 3, 1, 3, 1, 0, 0, 1, 1)},
-      // A map larger than a chunk: one image per GEMM.
+      // A map larger than a chunk: one image per GEMM (dw: the direct tiles with 8 and 16 lanes).
       {"3x3 valid, 36x36 map", conv(3, 2, 36, 36, 4, 3, 3, 1, 0, 0, 0, 0)},
       {"3x3 valid, 36x36 map, 1 channel", conv(3, 1, 36, 36, 4, 3, 3, 1, 0, 0, 0, 0)},
       // Images large enough that dw's im2col runs in pieces of output rows (the last partial):

@@ -11,7 +11,8 @@
 // the seed models' conv2 (64 × 1,936 × 288 and 64 × 288 × 1,936). Register tiles tried there:
 // 8×3 (kept), 12×2, 14×2, 6×4; depth blocks 128 to 512. Built for AVX2 (8 lanes) on the same
 // machine the 6×2 tile was 0.92–1.0× Eigen's and 4×3 no better; for SSE (4 lanes) 0.85–0.91×:
-// the engine uses these tiles with 16 lanes only (cpu/engine_ops.cpp).
+// the engine's GEMMs use these tiles with 16 lanes only (cpu/engine_ops.cpp). Vec, load,
+// store and transpose below are the engine's vectors at every width.
 #pragma once
 #include <algorithm>
 #include <cstdint>
