@@ -726,14 +726,14 @@ void direct_dw(const ConvGeom& g, const DirectShape& s, const float* map, const 
   constexpr int most = dw_vectors<KH, KW>();
   for (int f0 = 0; f0 < g.m;) {
     const int vectors = std::min<int>(most, (g.m - f0 + kLanes - 1) / kLanes);
-    if (vectors >= 3 && most >= 3) {
+    if (vectors == 3) {
       direct_dw_filters<KH, KW, std::min(most, 3)>(g, s, map, dyt, f0, dw, add);
-    } else if (vectors == 2 && most >= 2) {
+    } else if (vectors == 2) {
       direct_dw_filters<KH, KW, std::min(most, 2)>(g, s, map, dyt, f0, dw, add);
     } else {
       direct_dw_filters<KH, KW, 1>(g, s, map, dyt, f0, dw, add);
     }
-    f0 += std::min(vectors, most) * kLanes;
+    f0 += vectors * kLanes;
   }
 }
 
@@ -767,7 +767,8 @@ void transpose_dy(const ConvGeom& g, const float* dy, int64_t ld, float* dyt) {
       for (int t = 0; t < kLanes; ++t) store(dyt + (q + t) * width + f0, r[t]);
     }
     for (; q < p; ++q)
-      for (int t = 0; t < kLanes; ++t) dyt[q * width + f0 + t] = t < filters ? dy[(f0 + t) * ld + q] : 0.0f;
+      for (int t = 0; t < kLanes; ++t)
+        dyt[q * width + f0 + t] = t < filters ? dy[(f0 + t) * ld + q] : 0.0f;
   }
 }
 
@@ -779,7 +780,9 @@ struct DirectSpace {
   float* wide;
   float* dyt;
 };
-int64_t dyt_floats(const ConvGeom& g) { return direct_dw_ok(g) ? round16(plane(g) * dw_filters(g)) : 0; }
+int64_t dyt_floats(const ConvGeom& g) {
+  return direct_dw_ok(g) ? round16(plane(g) * dw_filters(g)) : 0;
+}
 int64_t direct_many_floats(const ConvGeom& g) {
   const int taps = g.kh * g.kw;
   const DirectShape f = forward_shape(g), d = dx_shape(g);
@@ -920,7 +923,8 @@ void conv_backward_fast(const ConvGeom& g, const float* x, const float* y, float
     for (int i = 0; i < count; ++i) {
       for (int m = 0; m < g.m; ++m) {
         const int64_t at = ((n0 + i) * int64_t(g.m) + m) * p;
-        db[m] += mask_and_sum(y ? y + at : nullptr, dy + at, dyc + m * ld + (count == 1 ? 0 : i * p), p);
+        float* to = dyc + m * ld + (count == 1 ? 0 : i * p);
+        db[m] += mask_and_sum(y ? y + at : nullptr, dy + at, to, p);
       }
     }
     const int rows = dw_piece_rows(g);
