@@ -649,12 +649,27 @@ constexpr int dw_channels() {  // CB
   return std::max(1, (kDwSums - 3) / (KH * KW * V));
 }
 
-// The windows with a tile (direct_dw_any's list) whose sums fit the registers.
-bool dw_window(int kh, int kw) {
-  const bool listed = (kh == 3 && kw == 3) || (kh == 5 && kw == 5) ||
-                      ((kh == 1 || kw == 1) && (kh + kw == 4 || kh + kw == 6 || kh + kw == 8));
-  return listed && kh * kw <= kDwSums;
+// The windows with a tile (whose sums fit the registers): f(Window<KH, KW>{}) for kh × kw and
+// true, or false for any other window. The one list both the choice and the call read.
+template <int KH, int KW>
+struct Window {
+  static constexpr int kh = KH, kw = KW;
+};
+template <class F>
+bool with_dw_window(int kh, int kw, F&& f) {
+  if (kh == 3 && kw == 3) return f(Window<3, 3>{}), true;
+  if (kh == 3 && kw == 1) return f(Window<3, 1>{}), true;
+  if (kh == 1 && kw == 3) return f(Window<1, 3>{}), true;
+  if (kh == 5 && kw == 1) return f(Window<5, 1>{}), true;
+  if (kh == 1 && kw == 5) return f(Window<1, 5>{}), true;
+  if (kh == 7 && kw == 1) return f(Window<7, 1>{}), true;
+  if (kh == 1 && kw == 7) return f(Window<1, 7>{}), true;
+  if constexpr (kDwSums >= 25) {
+    if (kh == 5 && kw == 5) return f(Window<5, 5>{}), true;
+  }
+  return false;
 }
+bool dw_window(int kh, int kw) { return with_dw_window(kh, kw, [](auto) {}); }
 // Used with 16 and 8 lanes, where it was measured (docs/design.md, CPU engine); with 4 (SSE),
 // not measured, dw stays the GEMM. On the direct path's maps only: on small maps of many
 // channels (3×3 256→256 on 14×14, dw of 12×12 outputs) the GEMM's dw was 1.15–1.3× faster.
@@ -739,17 +754,9 @@ void direct_dw(const ConvGeom& g, const DirectShape& s, const float* map, const 
 
 void direct_dw_any(const ConvGeom& g, const DirectShape& s, const float* map, const float* dyt,
                    float* dw, bool add) {
-  const int kh = g.kh, kw = g.kw;
-  if (kh == 3 && kw == 3) return direct_dw<3, 3>(g, s, map, dyt, dw, add);
-  if (kh == 3 && kw == 1) return direct_dw<3, 1>(g, s, map, dyt, dw, add);
-  if (kh == 1 && kw == 3) return direct_dw<1, 3>(g, s, map, dyt, dw, add);
-  if (kh == 5 && kw == 1) return direct_dw<5, 1>(g, s, map, dyt, dw, add);
-  if (kh == 1 && kw == 5) return direct_dw<1, 5>(g, s, map, dyt, dw, add);
-  if (kh == 7 && kw == 1) return direct_dw<7, 1>(g, s, map, dyt, dw, add);
-  if (kh == 1 && kw == 7) return direct_dw<1, 7>(g, s, map, dyt, dw, add);
-  if constexpr (kDwSums >= 25) {
-    if (kh == 5 && kw == 5) return direct_dw<5, 5>(g, s, map, dyt, dw, add);
-  }
+  with_dw_window(g.kh, g.kw, [&](auto w) {
+    direct_dw<decltype(w)::kh, decltype(w)::kw>(g, s, map, dyt, dw, add);
+  });
 }
 
 // One image's gradient (m planes of p = oh·ow floats, `ld` floats apart) as dyt (p rows of
