@@ -86,6 +86,12 @@ std::vector<Case> cases() {
       {"4x4 valid, 32 channels, 40x40: dw in pieces", conv(2, 32, 40, 40, 3, 4, 4, 1, 0, 0, 0, 0)},
       {"3x3 valid, 64 channels, 36x36", conv(2, 64, 36, 36, 4, 3, 3, 1, 0, 0, 0, 0)},
       {"3x3 same, 48 channels, 40x40", conv(1, 48, 40, 40, 5, 3, 3, 1, 1, 1, 1, 1)},
+      // Small maps on the GEMM path: the forward's columns in blocks of the GEMM's depth
+      // (c·kh·kw > 256); planes of outputs narrower than a vector gathered by permutes (with 8
+      // and 16 lanes), the last image's last rows read row by row (its vectors would pass x's end).
+      {"3x3 valid, 64 channels, 5x5 (seed-v0's conv3)", conv(5, 64, 5, 5, 9, 3, 3, 1, 0, 0, 0, 0)},
+      {"3x3 valid, 40 channels, 9x7, 3 images", conv(3, 40, 9, 7, 6, 3, 3, 1, 0, 0, 0, 0)},
+      {"1x3 valid, 30 channels, 4x11", conv(2, 30, 4, 11, 5, 1, 3, 1, 0, 0, 0, 0)},
       // A first layer of stride 2 on a large 3-channel image: dw in pieces when no dx is asked.
       {"3x3 stride 2 same, 3 channels, 200x240: dw in pieces", conv(1, 3, 200, 240, 4, 3, 3, 2, 1, 1, 1, 1)},
   };

@@ -119,6 +119,7 @@ void check_tiles(bool integers) {
                        {T::rows + 1, T::cols + 1, 5},
                        {7, 9, 2 * cpu::tiles::kDepth + 3},  // three depth blocks
                        {cpu::tiles::kRows + 5, 40, 17},     // two row blocks
+                       {3 * T::rows + 2, 50, 37},  // A's panels packed two, one and part at a time
                        {3, cols_block + 7, 4},              // two column blocks
                        {64, 1089, 288},                     // a conv's forward (seed-v0 conv2)
                        {2, 2, 1}};

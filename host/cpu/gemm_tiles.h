@@ -106,15 +106,46 @@ void transpose(Vec<L>* r) {
 }
 
 // Rows [i0, i0 + mc) of A over depth [p0, p0 + kc), as panels of R rows, each kc × R floats
-// (depth-major); rows past mc are zeros.
-template <int R>
+// (depth-major); rows past mc are zeros. L: the vector width. A stored as is (A(i, p) at
+// i·ld + p) is read where R = L / 2 (AVX-512's tile) as two panels at a time: L rows × L of
+// the depth in L vectors, transposed in registers, each vector's halves the two panels' R rows
+// at one depth (measured 2–3× faster than a float at a time on the 3×3 256→256 conv's weights).
+template <int L, int R>
 void pack_rows(GemmOperand a, int64_t i0, int64_t mc, int64_t p0, int64_t kc, float* to) {
-  for (int64_t r0 = 0; r0 < mc; r0 += R, to += kc * R) {
+  int64_t r0 = 0;
+  if constexpr (2 * R == L) {
+    if (!a.transposed) {
+      for (; r0 + 2 * R <= mc; r0 += 2 * R, to += 2 * kc * R) {
+        int64_t p = 0;
+        for (; p + L <= kc; p += L) {
+          Vec<L> r[L];
+#pragma GCC unroll 16
+          for (int t = 0; t < L; ++t) r[t] = load<L>(a.p + (i0 + r0 + t) * a.ld + p0 + p);
+          transpose<L>(r);
+#pragma GCC unroll 16
+          for (int t = 0; t < L; ++t) {
+            std::memcpy(to + (p + t) * R, &r[t], sizeof(float) * R);
+            std::memcpy(to + kc * R + (p + t) * R, reinterpret_cast<const float*>(&r[t]) + R,
+                        sizeof(float) * R);
+          }
+        }
+        for (; p < kc; ++p) {  // the depth's last kc % L
+          for (int r = 0; r < 2 * R; ++r)
+            to[(r / R) * kc * R + p * R + r % R] = a.p[(i0 + r0 + r) * a.ld + p0 + p];
+        }
+      }
+    }
+  }
+  for (; r0 < mc; r0 += R, to += kc * R) {
     const int rows = int(std::min<int64_t>(R, mc - r0));
     if (a.transposed) {  // A(i, p) at p·ld + i: a panel's rows are adjacent
       for (int64_t p = 0; p < kc; ++p) {
         const float* src = a.p + (p0 + p) * a.ld + i0 + r0;
         float* dst = to + p * R;
+        if (rows == R) {
+          std::memcpy(dst, src, sizeof(float) * R);
+          continue;
+        }
         for (int r = 0; r < rows; ++r) dst[r] = src[r];
         for (int r = rows; r < R; ++r) dst[r] = 0.0f;
       }
@@ -235,7 +266,7 @@ void gemm(int64_t m, int64_t n, int64_t k, GemmOperand a, GemmOperand b, float* 
       pack_cols<L, T::cols>(b, p0, kc, j0, nc, pb);
       for (int64_t i0 = 0; i0 < m; i0 += kRows) {
         const int64_t mc = std::min(kRows, m - i0);
-        pack_rows<T::rows>(a, i0, mc, p0, kc, pa);
+        pack_rows<L, T::rows>(a, i0, mc, p0, kc, pa);
         for (int64_t jr = 0; jr < nc; jr += T::cols) {
           for (int64_t ir = 0; ir < mc; ir += T::rows) {
             tile<L>(kc, pa + ir * kc, pb + jr * kc, c + (i0 + ir) * ldc + j0 + jr, ldc,
