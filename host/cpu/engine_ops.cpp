@@ -147,11 +147,12 @@ void copy_ahead(float* dst, const float* src, int n, const float* src_end) {
 }
 
 // A small output plane (ow < kLanes, stride 1) gathered kLanes outputs at a time: each
-// vector of the plane is one permute of two input vectors, where the row-by-row copy would
-// store one vector per output row of ow floats (on seed-v0's conv3, 3×3 outputs, three
-// stores of 16 lanes for 9 floats). Output vector v reads the input at base[v] + idx[v];
-// lanes past the plane repeat its last output. With AVX or AVX-512 (a permute of two
-// registers by a register of indices); SSE has none, and keeps the rows.
+// vector of the plane is one permute of two input vectors, where the row-by-row copy stores
+// one vector per output row of ow floats (seed-v0's conv3, 3×3 outputs: three stores of 16
+// lanes for 9 floats). That conv's forward went from 0.13 to 0.10 ms (one thread, 16 images).
+// Output vector v reads the input at base[v] + idx[v]; lanes past the plane repeat its last
+// output. With AVX or AVX-512 (a permute of two registers by a register of indices); SSE has
+// none, and keeps the rows.
 constexpr int kGatherVectors = 8;
 struct PlaneGather {
   int vectors = 0;  // 0: the plane is not gathered
@@ -874,12 +875,12 @@ DirectSpace direct_space(const ConvGeom& g, float* at) {
 // m × images·p when a chunk holds more than one image, then the GEMMs' packing blocks.
 // Patch rows of the forward's columns per im2col and GEMM, so that a block's columns are
 // still in the core's L2 cache when the GEMM packs them (on the 3×3 256→256 conv at 14×14,
-// 8 images per GEMM, the whole columns are 10.6 MB; in blocks the forward took 14.5–15.3
-// against 15.1–17.2 ms, one thread, batch 16). With the engine's GEMM tiles the blocks are
-// depth blocks of theirs (kDepth), so the sums are those of one GEMM: a block's sum added to C,
-// block after block, as the tiles do. Eigen's GEMM (8 or 4 lanes) blocks the depth its own
-// way: one call. (dw's columns in blocks of its output columns measured even: each block packs
-// dy again.)
+// 8 images per GEMM, the whole columns are 10.6 MB; with this and A packed by transposes,
+// that conv's forward took 14.9–16.4 against 16.2–18.2 ms: one thread, batch 16, five
+// alternations). With the engine's GEMM tiles the blocks are depth blocks of theirs (kDepth),
+// so the sums are those of one GEMM: a block's sum added to C, block after block, as the tiles
+// do. Eigen's GEMM (8 or 4 lanes) blocks the depth its own way: one call. (dw's columns in
+// blocks of its output columns measured even: each block packs dy again.)
 int64_t im2col_block(int64_t k) { return kOwnTiles ? tiles::kDepth : k; }
 
 int64_t cols_floats(const ConvGeom& g) {

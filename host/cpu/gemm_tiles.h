@@ -109,7 +109,8 @@ void transpose(Vec<L>* r) {
 // (depth-major); rows past mc are zeros. L: the vector width. A stored as is (A(i, p) at
 // i·ld + p) is read where R = L / 2 (AVX-512's tile) as two panels at a time: L rows × L of
 // the depth in L vectors, transposed in registers, each vector's halves the two panels' R rows
-// at one depth (measured 2–3× faster than a float at a time on the 3×3 256→256 conv's weights).
+// at one depth. On the 3×3 256→256 conv's three products (14×14 map, 8 images) packing A took
+// 0.26 / 0.12 / 0.29 ms against 0.40 / 0.22 / 0.78 a float at a time (forward, dw, dx).
 template <int L, int R>
 void pack_rows(GemmOperand a, int64_t i0, int64_t mc, int64_t p0, int64_t kc, float* to) {
   int64_t r0 = 0;
