@@ -879,9 +879,6 @@ DirectSpace direct_space(const ConvGeom& g, float* at) {
 
 }  // namespace
 
-// The GEMM path's workspace: col2im's lead, the columns of a chunk and col2im's tail (which
-// also takes what im2col writes past the last row), then the chunk's output or gradient as
-// m × images·p when a chunk holds more than one image, then the GEMMs' packing blocks.
 // Patch rows of the forward's columns per im2col and GEMM, so that a block's columns are
 // still in the core's L2 cache when the GEMM packs them (on the 3×3 256→256 conv at 14×14,
 // 8 images per GEMM, the whole columns are 10.6 MB; with this and A packed by transposes,
@@ -892,6 +889,9 @@ DirectSpace direct_space(const ConvGeom& g, float* at) {
 // blocks of its output columns measured even: each block packs dy again.)
 int64_t im2col_block(int64_t k) { return kOwnTiles ? tiles::kDepth : k; }
 
+// The GEMM path's workspace: col2im's lead, the columns of a chunk and col2im's tail (which
+// also takes what im2col writes past the last row), then the chunk's output or gradient as
+// m × images·p when a chunk holds more than one image, then the GEMMs' packing blocks.
 int64_t cols_floats(const ConvGeom& g) {
   return round16(patch(g) * chunk_images(g) * plane(g)) + col2im_tail(g);
 }
