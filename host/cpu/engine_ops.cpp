@@ -164,7 +164,8 @@ struct PlaneGather {
 PlaneGather plane_gather(const ConvGeom& g) {
   PlaneGather pg;
   const int64_t p = plane(g);
-  if (kLanes < 8 || g.stride != 1 || g.ow >= kLanes || p > kGatherVectors * kLanes) return pg;
+  if (kLanes < 8 || g.stride != 1 || g.ow >= kLanes || p < 1 || p > kGatherVectors * kLanes)
+    return pg;
   const int vectors = int((p + kLanes - 1) / kLanes);
   for (int v = 0; v < vectors; ++v) {
     const int64_t q0 = int64_t(v) * kLanes;
@@ -764,8 +765,9 @@ __attribute__((noinline)) void dw_tile(const float* const* base, int pw, int oh,
         // spills (1×3 16→16 on 56×56, one thread, 16 images: backward 1.38–1.46 ms, 1.22–1.24
         // with every input loaded as it is used); with 8 lanes (3 channels) the reuse pays
         // (2.60–2.71 against 2.69–2.79 ms). The empty asm hides the row's pointer from the
-        // compiler, so each input is loaded where it is used; it emits nothing.
-        if constexpr (kLanes == 16 && KH == 1 && KW > 1) asm("" : "+r"(row));
+        // compiler, so each input is loaded where it is used; it emits nothing (volatile, so
+        // that it stays in the loop).
+        if constexpr (kLanes == 16 && KH == 1 && KW > 1) asm volatile("" : "+r"(row));
         for (int i = 0; i < KH; ++i)
           for (int j = 0; j < KW; ++j) {
             const float a = row[ox + i * pw + j];
