@@ -588,6 +588,9 @@ __attribute__((noinline)) void direct_tile(const DirectShape& s, const float* ma
   const int kh = KH ? KH : s.kh, kw = KW ? KW : s.kw, taps = kh * kw, pw = s.pw();
   const int64_t plane = s.plane();
   Lanes acc[kTileVectors][kManyFilters] = {};
+  // At least one channel: told so, GCC keeps the sums in registers from the start (else it
+  // zeroes a copy in memory with a call to memset and stores them there after the loop).
+  if (s.cin < 1) __builtin_unreachable();
   for (int c = 0; c < s.cin; ++c) {
     const float* r = map + c * plane + q0;
     const float* wc = wblock + int64_t(c) * taps * kManyFilters;
@@ -751,6 +754,7 @@ __attribute__((noinline)) void dw_tile(const float* const* base, int pw, int oh,
                                        const float* dyt, int64_t ld, Lanes* sums) {
   constexpr int CB = dw_channels<KH, KW, V>();
   Lanes acc[V][CB][KH][KW] = {};
+  if (oh < 1 || ow < 1) __builtin_unreachable();  // as in direct_tile: the sums in registers
   for (int oy = 0; oy < oh; ++oy) {
     const float* d = dyt + int64_t(oy) * ow * ld;
     const float* r[CB];

@@ -213,6 +213,10 @@ void tile(int64_t kc, const float* pa, const float* pb, float* c, int64_t ldc, i
   using V = Vec<L>;
   constexpr int R = T::rows, NV = T::vectors;
   V acc[R][NV] = {};
+  // kc ≥ 1 (gemm's depth blocks). Told so, GCC keeps the sums in registers from the start;
+  // otherwise it zeroed a copy of them in memory (a call to memset) and stored them there
+  // after the loop, for the path that skips it.
+  if (kc < 1) __builtin_unreachable();
   for (int64_t p = 0; p < kc; ++p, pa += R, pb += T::cols) {
     V bv[NV];
 #pragma GCC unroll 4
@@ -236,9 +240,13 @@ void tile(int64_t kc, const float* pa, const float* pb, float* c, int64_t ldc, i
     }
     return;
   }
+  // A partial tile: the sums through memory, then the part inside the product.
+  alignas(64) float part[R][T::cols];
+  for (int r = 0; r < R; ++r)
+    for (int v = 0; v < NV; ++v) store<L>(&part[r][v * L], acc[r][v]);
   for (int r = 0; r < rows; ++r) {
     for (int j = 0; j < cols; ++j) {
-      const float s = acc[r][j / L][j % L];
+      const float s = part[r][j];
       c[r * ldc + j] = add ? c[r * ldc + j] + s : s;
     }
   }
