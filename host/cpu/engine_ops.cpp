@@ -561,15 +561,25 @@ struct DirectShape {
 // 0.54–0.64 slower, 0.75–0.78 even within the noise, 0.85 and more faster (1.3–1.6× on the
 // forward of 64 channels at 56×56 and 28×28). 8 lanes (AVX2, tiles of 8): 0.625 (3×3 on 7×7)
 // 15–20% slower, 0.69 (5×5 on 14×14) 15% faster, 0.77 even, 0.84 (32→64 on 13×13) and 0.93
-// (64→64 on 28×28) 1.2–1.3× faster on the forward; 4 lanes (SSE) as 8, unmeasured. The
-// choice depends on the shape only, so a
-// step's bits never depend on a timing.
-constexpr double kDirectKept = kLanes == 16 ? 0.8 : 0.65;
+// (64→64 on 28×28) 1.2–1.3× faster on the forward; 4 lanes (SSE) as 8, unmeasured. With 16
+// lanes and at most 64 filters the GEMM path weighs more (its im2col and col2im pass over
+// the columns once per m products), and the direct path wins from 0.7 (`bench conv`, one
+// thread, 16 images, alternated twice; ms): 7×7 16→16 on 56×56 forward + backward 30.5–31.6
+// against 34.1–35.0 (dx kept 0.72), 7×7 64→64 on 28×28 forward 21.3–21.6 against 23.1–23.2
+// (0.76), 3×3 16→16 on 14×14 forward 0.083 against 0.153 and forward + backward 0.29 against
+// 0.46–0.50 (0.75), 3×3 64→64 on 14×14 forward 1.21–1.24 against 1.30–1.33; seed-v0's conv2
+// (32→64 on 13×13, 0.76) even. At 128 filters (3×3 on 14×14, the forward op timed alone)
+// the GEMM path stayed ahead, 4.5–4.7 against 5.0. The choice depends on the shape only, so
+// a step's bits never depend on a timing.
+double direct_kept(const ConvGeom& g) {
+  if (kLanes != 16) return 0.65;
+  return g.m <= 64 ? 0.7 : 0.8;
+}
 DirectShape forward_shape(const ConvGeom& g) { return {g.c, g.m, g.kh, g.kw, g.oh, g.ow}; }
 DirectShape dx_shape(const ConvGeom& g) { return {g.m, g.c, g.kh, g.kw, g.h, g.w}; }
 // Both directions do the GEMM path's work, oh·ow columns of patch products, as s.wide().
 bool worth_it(const ConvGeom& g, const DirectShape& s) {
-  return g.c > 1 && g.stride == 1 && double(g.oh) * g.ow >= kDirectKept * double(s.wide());
+  return g.c > 1 && g.stride == 1 && double(g.oh) * g.ow >= direct_kept(g) * double(s.wide());
 }
 bool direct_forward_ok(const ConvGeom& g) { return worth_it(g, forward_shape(g)); }
 bool direct_dx_ok(const ConvGeom& g) { return worth_it(g, dx_shape(g)); }
