@@ -600,8 +600,8 @@ __attribute__((noinline)) void direct_tile(const DirectShape& s, const float* ma
   Lanes acc[kTileVectors][kManyFilters] = {};
   // At least one channel and one tap: told so, GCC keeps the sums in registers from the
   // start (else it zeroes a copy in memory with a call to memset and stores them there after
-  // the loop). On the 1×3 16→16 conv on 56×56 (one thread, 16 images) that made the forward
-  // 0.48–0.52 ms against 0.57–0.58, the 3×3's 1.26–1.30 against 1.33–1.37.
+  // the loop). On the 1×3 16→16 conv on 54×56 (one thread, 16 images) that made the forward
+  // 0.48–0.51 ms against 0.57–0.58, the 3×3's on 56×56 1.26–1.30 against 1.33–1.34.
   if (s.cin < 1 || kh < 1 || kw < 1) __builtin_unreachable();
   for (int c = 0; c < s.cin; ++c) {
     const float* r = map + c * plane + q0;
