@@ -74,6 +74,9 @@ std::vector<Case> cases() {
       {"1x5 same, direct, 33 filters", conv(2, 3, 9, 40, 33, 1, 5, 1, 0, 0, 2, 2)},
       {"1x7 same, direct, 17 filters", conv(2, 3, 8, 40, 17, 1, 7, 1, 0, 0, 3, 3)},
       {"5x5 valid, direct, 20 filters (dw: 16 lanes)", conv(2, 3, 20, 36, 20, 5, 5, 1, 0, 0, 0, 0)},
+      // Windows without a dw tile whose rows have one (16 lanes): dw as kh row windows 1 × kw.
+      {"7x7 valid, direct, 20 filters (dw: 7 rows of 1x7)", conv(2, 3, 20, 33, 20, 7, 7, 1, 0, 0, 0, 0)},
+      {"3x5 same, direct, 9 filters (dw: 3 rows of 1x5)", conv(2, 4, 12, 36, 9, 3, 5, 1, 1, 1, 2, 2)},
       // 14×14 outputs: chunks of 6 images, the last one partial (dw: a GEMM per chunk with 4
       // lanes, the direct tiles on each chunk's images with 8 and 16).
       {"3x3 same, 13 images in 3 chunks", conv(13, 3, 14, 14, 5, 3, 3, 1, 1, 1, 1, 1)},

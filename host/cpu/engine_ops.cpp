@@ -746,6 +746,15 @@ bool with_dw_window(int kh, int kw, F&& f) {
   return false;
 }
 bool dw_window(int kh, int kw) { return with_dw_window(kh, kw, [](auto) {}); }
+// A window without a tile of its own whose rows have one (1×kw, kh > 1: 7×7, 3×5, 2×5, …) runs
+// as kh row windows, the i-th reading the map i rows down and giving the taps (i, ·): the same
+// products, each tap's sum over the outputs in the same order. 16 lanes only, where it was
+// measured against the GEMM's dw (`bench conv`, one thread, 16 images, alternated twice;
+// forward + backward): 7×7 16→16 on 56×56 19.6–20.7 against 30.8–31.4 ms, 7×7 64→64 on
+// 28×28 75.6–84.3 against 91.0–94.5.
+bool dw_by_rows(int kh, int kw) {
+  return kLanes == 16 && kh > 1 && !dw_window(kh, kw) && dw_window(1, kw);
+}
 // Used with 16 and 8 lanes, where it was measured (docs/design.md, CPU engine); with 4 (SSE),
 // not measured, dw stays the GEMM. On the direct path's maps only: on small maps of many
 // channels (3×3 256→256 on 14×14, dw of 12×12 outputs) the GEMM's dw was 1.15–1.3× faster.
@@ -754,7 +763,8 @@ bool dw_window(int kh, int kw) { return with_dw_window(kh, kw, [](auto) {}); }
 #endif
 constexpr bool kDirectDw = SPLITCONV_DIRECT_DW;
 bool direct_dw_ok(const ConvGeom& g) {
-  return kDirectDw && g.c > 1 && g.stride == 1 && dw_window(g.kh, g.kw) && direct_forward_ok(g);
+  return kDirectDw && g.c > 1 && g.stride == 1 &&
+         (dw_window(g.kh, g.kw) || dw_by_rows(g.kh, g.kw)) && direct_forward_ok(g);
 }
 int64_t dw_filters(const ConvGeom& g) { return (int64_t(g.m) + kLanes - 1) / kLanes * kLanes; }
 
@@ -798,23 +808,26 @@ __attribute__((noinline)) void dw_tile(const float* const* base, int pw, int oh,
         for (int j = 0; j < KW; ++j) sums[((v * CB + c) * KH + i) * KW + j] = acc[v][c][i][j];
 }
 
-// The filters [f0, f0 + V·kLanes) of one image's dw (see direct_dw).
+// The filters [f0, f0 + V·kLanes) of one image's dw (see direct_dw): the taps of a KH × KW
+// window, or (KH = 1, a row of a larger window, dw_by_rows) those of the window's row `row`.
 template <int KH, int KW, int V>
 void direct_dw_filters(const ConvGeom& g, const DirectShape& s, const float* map,
-                       const float* dyt, int f0, float* dw, bool add) {
+                       const float* dyt, int f0, float* dw, bool add, int row) {
   constexpr int CB = dw_channels<KH, KW, V>(), taps = KH * KW;
-  const int64_t k = int64_t(g.c) * taps, ld = dw_filters(g);
+  const int all = g.kh * g.kw;  // the window's taps per channel in dw (taps, or kh·KW)
+  const int64_t k = int64_t(g.c) * all, ld = dw_filters(g);
   Lanes sums[V * CB * taps];
   for (int c0 = 0; c0 < g.c; c0 += CB) {
     // A last tile of fewer channels repeats the last one, and drops its sums.
     const float* base[CB];
-    for (int c = 0; c < CB; ++c) base[c] = map + std::min(c0 + c, g.c - 1) * s.plane();
+    for (int c = 0; c < CB; ++c)
+      base[c] = map + std::min(c0 + c, g.c - 1) * s.plane() + int64_t(row) * s.pw();
     dw_tile<KH, KW, V>(base, s.pw(), g.oh, g.ow, dyt + f0, ld, sums);
     for (int v = 0; v < V; ++v)
       for (int c = 0; c < std::min(CB, g.c - c0); ++c)
         for (int tap = 0; tap < taps; ++tap)
           for (int l = 0; l < std::min(kLanes, g.m - f0 - v * kLanes); ++l) {
-            float& to = dw[(f0 + v * kLanes + l) * k + (c0 + c) * taps + tap];
+            float& to = dw[(f0 + v * kLanes + l) * k + (c0 + c) * all + row * KW + tap];
             const float sum = sums[(v * CB + c) * taps + tap][l];
             to = add ? to + sum : sum;
           }
@@ -824,16 +837,16 @@ void direct_dw_filters(const ConvGeom& g, const DirectShape& s, const float* map
 // One image's dw from its padded map (shape s) and dyt: stored, or added to dw when add.
 template <int KH, int KW>
 void direct_dw(const ConvGeom& g, const DirectShape& s, const float* map, const float* dyt,
-               float* dw, bool add) {
+               float* dw, bool add, int row = 0) {
   constexpr int most = dw_vectors<KH, KW>();
   for (int f0 = 0; f0 < g.m;) {
     const int vectors = std::min<int>(most, (g.m - f0 + kLanes - 1) / kLanes);
     if (vectors == 3) {
-      direct_dw_filters<KH, KW, std::min(most, 3)>(g, s, map, dyt, f0, dw, add);
+      direct_dw_filters<KH, KW, std::min(most, 3)>(g, s, map, dyt, f0, dw, add, row);
     } else if (vectors == 2) {
-      direct_dw_filters<KH, KW, std::min(most, 2)>(g, s, map, dyt, f0, dw, add);
+      direct_dw_filters<KH, KW, std::min(most, 2)>(g, s, map, dyt, f0, dw, add, row);
     } else {
-      direct_dw_filters<KH, KW, 1>(g, s, map, dyt, f0, dw, add);
+      direct_dw_filters<KH, KW, 1>(g, s, map, dyt, f0, dw, add, row);
     }
     f0 += vectors * kLanes;
   }
@@ -841,9 +854,15 @@ void direct_dw(const ConvGeom& g, const DirectShape& s, const float* map, const 
 
 void direct_dw_any(const ConvGeom& g, const DirectShape& s, const float* map, const float* dyt,
                    float* dw, bool add) {
-  with_dw_window(g.kh, g.kw, [&](auto w) {
-    direct_dw<decltype(w)::kh, decltype(w)::kw>(g, s, map, dyt, dw, add);
-  });
+  if (with_dw_window(g.kh, g.kw, [&](auto w) {
+        direct_dw<decltype(w)::kh, decltype(w)::kw>(g, s, map, dyt, dw, add);
+      }))
+    return;
+  for (int row = 0; row < g.kh; ++row)  // dw_by_rows
+    with_dw_window(1, g.kw, [&](auto w) {  // every window is compiled; only 1 × kw runs
+      if constexpr (decltype(w)::kh == 1)
+        direct_dw<1, decltype(w)::kw>(g, s, map, dyt, dw, add, row);
+    });
 }
 
 // One image's gradient (m planes of p = oh·ow floats, `ld` floats apart) as dyt (p rows of
