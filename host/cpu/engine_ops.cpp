@@ -644,6 +644,15 @@ __attribute__((noinline)) void direct_tile(const DirectShape& s, const float* ma
     for (int u = 0; u < kTileVectors; ++u) store(wide + f * stride + q0 + u * kLanes, acc[u][f]);
 }
 
+// to[q] = from[q] + add for q in [0, n), then max(·, 0) when relu.
+void add_bias_act(const float* from, float* to, int64_t n, float add, bool relu) {
+  if (relu) {
+    for (int64_t q = 0; q < n; ++q) to[q] = std::max(from[q] + add, 0.0f);
+  } else {
+    for (int64_t q = 0; q < n; ++q) to[q] = from[q] + add;
+  }
+}
+
 // All cout planes of one image into out (cout × oh×ow), each + bias[f] (when bias) and
 // max(·, 0) (when relu); `wide` holds kManyFilters × s.wide() floats.
 template <int KH, int KW>
@@ -667,22 +676,14 @@ void direct_image(const DirectShape& s, const float* map, const float* wblocks, 
                           q0 + kTile <= in_place ? direct_out : TileOut{});
     for (int f = 0; f < filters; ++f) {
       const float add = bias ? bias[m0 + f] : 0.0f;
-      if (in_place > 0) {  // the plane's last outputs, [in_place, oh·ow), from the wide row
-        const float* from = wide + f * stride;
-        float* to = out + (m0 + f) * out_plane;
-        for (int64_t q = in_place; q < out_plane; ++q)
-          to[q] = relu ? std::max(from[q] + add, 0.0f) : from[q] + add;
+      const float* from = wide + f * stride;
+      float* to = out + (m0 + f) * out_plane;
+      if (pw == s.ow) {  // one run: the plane's outputs the tiles did not write
+        add_bias_act(from + in_place, to + in_place, out_plane - in_place, add, relu);
         continue;
       }
-      for (int oy = 0; oy < s.oh; ++oy) {
-        const float* from = wide + f * stride + int64_t(oy) * pw;
-        float* to = out + (m0 + f) * out_plane + int64_t(oy) * s.ow;
-        if (relu) {
-          for (int ox = 0; ox < s.ow; ++ox) to[ox] = std::max(from[ox] + add, 0.0f);
-        } else {
-          for (int ox = 0; ox < s.ow; ++ox) to[ox] = from[ox] + add;
-        }
-      }
+      for (int oy = 0; oy < s.oh; ++oy)
+        add_bias_act(from + int64_t(oy) * pw, to + int64_t(oy) * s.ow, s.ow, add, relu);
     }
   }
 }
