@@ -237,6 +237,47 @@ TEST(EngineConv, Deterministic) {
   expect_same_bits(a.db, b2.db, "db");
 }
 
+// x anywhere within a 64-byte line (the workspace is aligned, as conv_fast_workspace asks): the
+// direct tiles of a 1×5 or 1×7 window start where no read of a channel but the tile's last
+// starts on a line (16 lanes: a shifted tile grid, whose tiles overlap their neighbours; valid
+// convs read x in place, the same ones a padded map in the workspace). Every offset gives the
+// reference's exact answer.
+TEST(EngineConv, ExactAtEveryOffsetInALine) {
+  Rng rng(1504);
+  const std::vector<Case> shapes = {
+      {"1x5 valid, direct (x read in place)", conv(2, 3, 9, 40, 6, 1, 5, 1, 0, 0, 0, 0)},
+      {"1x5 valid, direct, planes 8 floats past a line", conv(2, 3, 3, 40, 10, 1, 5, 1, 0, 0, 0, 0)},
+      {"1x7 same, direct", conv(2, 3, 8, 40, 17, 1, 7, 1, 0, 0, 3, 3)},
+      {"1x5 same, direct, 2 tiles a plane", conv(3, 4, 2, 28, 8, 1, 5, 1, 0, 0, 2, 2)},
+      {"3x3 valid, direct", conv(2, 4, 14, 36, 9, 3, 3, 1, 0, 0, 0, 0)},
+  };
+  for (const Case& c : shapes) {
+    const ConvGeom& g = c.g;
+    const Floats x = random_ints(rng, g.x_size(), -3, 3), w = random_ints(rng, g.w_size(), -3, 3),
+                 b = random_ints(rng, g.m, -4, 4), dy_in = random_ints(rng, g.y_size(), -3, 3);
+    const Outputs want = reference(g, x, w, b, dy_in, true, true);
+    const int64_t room = cpu::conv_fast_workspace(g);
+    for (int at = 0; at < 16; ++at) {
+      SCOPED_TRACE(c.name + ", " + std::to_string(at) + " floats into a line");
+      cpu::AlignedFloats xs(size_t(g.x_size() + 16), kNaN);
+      std::copy(x.begin(), x.end(), xs.begin() + at);
+      cpu::AlignedFloats ws(size_t(room + kGuardFloats), kGuard);
+      Outputs got = unwritten(g);
+      cpu::conv_forward_fast(g, xs.data() + at, w.data(), b.data(), true, got.y.data(),
+                             ws.data());
+      Floats dy = dy_in;
+      cpu::conv_backward_fast(g, xs.data() + at, got.y.data(), dy.data(), w.data(), got.dw.data(),
+                              got.db.data(), got.dx.data(), ws.data());
+      EXPECT_TRUE(std::all_of(ws.begin() + room, ws.end(), [](float v) { return v == kGuard; }))
+          << "wrote past its workspace";
+      expect_same_bits(got.y, want.y, "y");
+      expect_same_bits(got.dw, want.dw, "dw");
+      expect_same_bits(got.db, want.db, "db");
+      expect_same_bits(got.dx, want.dx, "dx");
+    }
+  }
+}
+
 PoolGeom pool(int n, int c, int h, int w, int ph, int pw, int stride) {
   return {n, c, h, w, ph, pw, stride, (h - ph) / stride + 1, (w - pw) / stride + 1};
 }

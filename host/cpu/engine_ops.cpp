@@ -653,6 +653,39 @@ void add_bias_act(const float* from, float* to, int64_t n, float add, bool relu)
   }
 }
 
+// Where the tiles start. A tile of a row window (1×kw) reads, for each channel, kw vectors at
+// successive floats. On AVX-512 (Zen 5), with kw of 5 or 7, a tile ran a quarter to a third
+// slower when one of those reads but the last starts on a 64-byte line (x read in place, one
+// thread, 16 images): the 1×5 64→64 conv on 52×56 took 13.1–15.9 ms with x on a line or 1–3
+// floats before one, 10.3–11.2 with x 1 to 12 floats after one; the 1×7's 17.7–18.6 against
+// 13.5–14.3. Neither the 1×3 (7.2–8.2 ms on 54×56 at every offset) nor the 3×3 and 5×5 (the
+// windows' rows fall at several offsets) showed it. So for 1×kw, kw ≥ 5, the tiles after the
+// first start `shift` floats before the grid of kTile, the least shift (1 to 15) that leaves
+// no channel's reads in that case (0: none needed, or none found); the first tile stays at 0
+// and the last at wide() − kTile, overlapping their neighbours (one tile more; a position's
+// sum is the same in any tile, so the outputs are too). `line` is the map's float offset
+// within its 64-byte line. With the shift, the 1×5's forward took 10.5–11.0 ms at x on a line.
+bool line_start_read(int64_t at, int kw) {  // a read but the last starts on a line
+  const int a = int(at & 15);
+  return a == 0 || a >= 18 - kw;
+}
+// The tile after the one at q0: kTile on, shifted back after the first, the last at stride −
+// kTile (stride a multiple of kTile; stride when none is left).
+int64_t next_tile(int64_t q0, int shift, int64_t stride) {
+  const int64_t next = q0 == 0 ? kTile - shift : q0 + kTile;
+  return next + kTile <= stride || next >= stride ? next : stride - kTile;
+}
+int tile_shift(const DirectShape& s, int line) {
+  if (kLanes != 16 || s.kh != 1 || s.kw < 5 || s.kw > 16 || s.wide() < 2 * kTile) return 0;
+  for (int shift = 0; shift < 16; ++shift) {
+    bool any = false;
+    for (int c = 0; c < std::min(s.cin, 16); ++c)
+      any = any || line_start_read(line - shift + c * s.plane(), s.kw);
+    if (!any) return shift;
+  }
+  return 0;
+}
+
 // All cout planes of one image into out (cout × oh×ow), each + bias[f] (when bias) and
 // max(·, 0) (when relu); `wide` holds kManyFilters × s.wide() floats.
 template <int KH, int KW>
@@ -666,12 +699,13 @@ void direct_image(const DirectShape& s, const float* map, const float* wblocks, 
   // 0.55–0.57 ms; the 3×1 + 1×3 64→64 pair on 28×28 in `bench conv`, forward 3.49–3.72
   // against 3.64–4.01).
   const int64_t in_place = pw == s.ow ? out_plane / kTile * kTile : 0;
+  const int shift = tile_shift(s, int(reinterpret_cast<uintptr_t>(map) / sizeof(float) & 15));
   for (int m0 = 0; m0 < s.cout; m0 += kManyFilters) {
     const float* wblock = wblocks + int64_t(m0) * s.cin * taps;
     const int filters = std::min(kManyFilters, s.cout - m0);
     const TileOut direct_out{out + m0 * out_plane, out_plane, filters, bias ? bias + m0 : nullptr,
                              relu};
-    for (int64_t q0 = 0; q0 < stride; q0 += kTile)
+    for (int64_t q0 = 0; q0 < stride; q0 = next_tile(q0, shift, stride))
       direct_tile<KH, KW>(s, map, wblock, wide, stride, q0,
                           q0 + kTile <= in_place ? direct_out : TileOut{});
     for (int f = 0; f < filters; ++f) {
