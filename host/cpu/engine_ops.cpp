@@ -1026,8 +1026,20 @@ int64_t conv_packing(const ConvGeom& g) {
   return round16(most);
 }
 
+// Where a conv's forward, dx and dw all run direct, the GEMM path's columns and packing go
+// unused, and its part of the workspace is only the chunk's gathered dy (the backward masks a
+// chunk of several images into it); for the 3×3 16→16 conv on 56×56, 16 images a slice, that
+// leaves out 0.45 M floats of columns (1.8 MB) per thread.
+bool all_direct(const ConvGeom& g) {
+  return direct_forward_ok(g) && direct_dx_ok(g) && direct_dw_ok(g);
+}
+int64_t gemm_floats(const ConvGeom& g) {
+  if (all_direct(g)) return out_floats(g);
+  return col2im_lead(g) + cols_floats(g) + out_floats(g) + conv_packing(g);
+}
+
 int64_t conv_fast_workspace(const ConvGeom& g) {
-  const int64_t gemm = col2im_lead(g) + cols_floats(g) + out_floats(g) + conv_packing(g);
+  const int64_t gemm = gemm_floats(g);
   if (direct_many(g) || direct_dw_ok(g)) return gemm + direct_many_floats(g);
   return direct(g) ? std::max(gemm, direct_workspace(g)) : gemm;
 }
@@ -1058,8 +1070,7 @@ void direct_many_forward(const ConvGeom& g, const float* x, const float* w, cons
 void conv_forward_fast(const ConvGeom& g, const float* x, const float* w, const float* b, bool relu,
                        float* y, float* workspace) {
   if (direct_forward_ok(g)) {
-    const int64_t gemm = col2im_lead(g) + cols_floats(g) + out_floats(g) + conv_packing(g);
-    return direct_many_forward(g, x, w, b, relu, y, workspace + gemm);
+    return direct_many_forward(g, x, w, b, relu, y, workspace + gemm_floats(g));
   }
   if (direct(g)) {
     if (g.kh == 3 && g.kw == 3) return direct_forward<3, 3>(g, x, w, b, relu, y, workspace);
@@ -1108,14 +1119,15 @@ void conv_backward_fast(const ConvGeom& g, const float* x, const float* y, float
   }
   const int64_t k = patch(g), p = plane(g), image = int64_t(g.c) * g.h * g.w;
   const int chunk = chunk_images(g);
-  float* cols = workspace + col2im_lead(g);
-  float* gathered = cols + cols_floats(g);
-  float* packing = gathered + out_floats(g);
+  const bool direct_only = all_direct(g);  // no columns, no packing
+  float* cols = direct_only ? nullptr : workspace + col2im_lead(g);
+  float* gathered = direct_only ? workspace : cols + cols_floats(g);
+  float* packing = direct_only ? nullptr : gathered + out_floats(g);
   // The direct path's padded map (of x for dw, of dy for dx), dx's weights, wide outputs and
   // dyt, past the GEMM path's workspace.
   DirectSpace dsp{};
   const bool dw_direct = direct_dw_ok(g);
-  if ((direct_dx_ok(g) && dx) || dw_direct) dsp = direct_space(g, packing + conv_packing(g));
+  if ((direct_dx_ok(g) && dx) || dw_direct) dsp = direct_space(g, workspace + gemm_floats(g));
   if (direct_dx_ok(g) && dx) block_weights(g, w, true, dsp.weights);
   std::fill(db, db + g.m, 0.0f);
   if (dx && g.stride != 1) std::fill(dx, dx + g.x_size(), 0.0f);  // col2im accumulates
