@@ -673,7 +673,8 @@ bool line_start_read(int64_t at, int kw) {  // a read but the last starts on a l
 // kTile (stride a multiple of kTile; stride when none is left).
 int64_t next_tile(int64_t q0, int shift, int64_t stride) {
   const int64_t next = q0 == 0 ? kTile - shift : q0 + kTile;
-  return next + kTile <= stride || next >= stride ? next : stride - kTile;
+  if (next + kTile <= stride || next >= stride) return next;
+  return stride - kTile > q0 ? stride - kTile : stride;  // the tile at q0 reaches stride
 }
 int tile_shift(const DirectShape& s, int line) {
   if (kLanes != 16 || s.kh != 1 || s.kw < 5 || s.kw > 16 || s.wide() < 2 * kTile) return 0;
