@@ -278,6 +278,35 @@ TEST(EngineConv, ExactAtEveryOffsetInALine) {
   }
 }
 
+// The ReLU of a NaN is 0, as relu_forward (and the GPU's activation) has it, on every path:
+// the GEMM path, the one-channel loop, and the direct tiles, both those that write the output
+// planes and the wide rows' copy. A NaN in x reaches many outputs; each must have the
+// reference's bits.
+TEST(EngineConv, ReluOfNaNAsTheReference) {
+  Rng rng(1505);
+  const std::vector<Case> shapes = {
+      {"3x3 same, direct (wide rows)", conv(2, 5, 18, 20, 11, 3, 3, 1, 1, 1, 1, 1)},
+      {"3x1 valid, direct (into the planes)", conv(3, 3, 21, 17, 9, 3, 1, 1, 0, 0, 0, 0)},
+      {"3x3 valid, GEMM path", conv(5, 6, 5, 5, 9, 3, 3, 1, 0, 0, 0, 0)},
+      {"3x3 same, 1 channel", conv(3, 1, 10, 13, 5, 3, 3, 1, 1, 1, 1, 1)},
+  };
+  for (const Case& c : shapes) {
+    SCOPED_TRACE(c.name);
+    const ConvGeom& g = c.g;
+    Floats x = random_ints(rng, g.x_size(), -3, 3);
+    const Floats w = random_ints(rng, g.w_size(), -3, 3), b = random_ints(rng, g.m, -4, 4),
+                 dy = random_ints(rng, g.y_size(), -3, 3);
+    for (int64_t i = 0; i < g.x_size(); i += 37) x[size_t(i)] = kNaN;
+    const Outputs want = reference(g, x, w, b, dy, true, false);
+    const Outputs got = fast(g, x, w, b, dy, true, false);
+    ASSERT_TRUE(std::none_of(want.y.begin(), want.y.end(), [](float v) { return std::isnan(v); }));
+    EXPECT_TRUE(std::count(want.y.begin(), want.y.end(), 0.0f) > 0);
+    for (size_t i = 0; i < got.y.size(); ++i)
+      ASSERT_TRUE(got.y[i] == want.y[i] && std::signbit(got.y[i]) == std::signbit(want.y[i]))
+          << "y[" << i << "] " << got.y[i] << " against " << want.y[i];
+  }
+}
+
 PoolGeom pool(int n, int c, int h, int w, int ph, int pw, int stride) {
   return {n, c, h, w, ph, pw, stride, (h - ph) / stride + 1, (w - pw) / stride + 1};
 }

@@ -634,7 +634,7 @@ __attribute__((noinline)) void direct_tile(const DirectShape& s, const float* ma
       const float add = to.bias ? to.bias[f] : 0.0f;
       for (int u = 0; u < kTileVectors; ++u) {
         Lanes v = acc[u][f] + add;
-        if (to.relu) v = select(v < 0.0f, Lanes{}, v);  // std::max(v, 0): −0 and NaN kept
+        if (to.relu) v = select(v > 0.0f, v, Lanes{});  // as relu_forward: NaN and −0 give 0
         store(to.planes + f * to.plane + q0 + u * kLanes, v);
       }
     }
@@ -644,10 +644,13 @@ __attribute__((noinline)) void direct_tile(const DirectShape& s, const float* ma
     for (int u = 0; u < kTileVectors; ++u) store(wide + f * stride + q0 + u * kLanes, acc[u][f]);
 }
 
-// to[q] = from[q] + add for q in [0, n), then max(·, 0) when relu.
+// to[q] = from[q] + add for q in [0, n), then the ReLU when relu (as relu_forward).
 void add_bias_act(const float* from, float* to, int64_t n, float add, bool relu) {
   if (relu) {
-    for (int64_t q = 0; q < n; ++q) to[q] = std::max(from[q] + add, 0.0f);
+    for (int64_t q = 0; q < n; ++q) {
+      const float v = from[q] + add;
+      to[q] = v > 0.0f ? v : 0.0f;  // as relu_forward: NaN and −0 give 0
+    }
   } else {
     for (int64_t q = 0; q < n; ++q) to[q] = from[q] + add;
   }
