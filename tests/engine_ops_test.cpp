@@ -109,6 +109,19 @@ Floats random_ints(Rng& rng, int64_t n, int lo, int hi) {
   return v;
 }
 
+// A conv's x, w, b and dy as such integers (|x|, |w|, |dy| ≤ 3, |b| ≤ 4).
+struct IntInputs {
+  Floats x, w, b, dy;
+};
+IntInputs int_inputs(Rng& rng, const ConvGeom& g) {
+  IntInputs in;
+  in.x = random_ints(rng, g.x_size(), -3, 3);
+  in.w = random_ints(rng, g.w_size(), -3, 3);
+  in.b = random_ints(rng, g.m, -4, 4);
+  in.dy = random_ints(rng, g.y_size(), -3, 3);
+  return in;
+}
+
 Floats random_floats(Rng& rng, int64_t n) {
   Floats v(static_cast<size_t>(n));
   for (auto& x : v) x = rng.uniform(-1.0f, 1.0f);
@@ -151,15 +164,23 @@ Outputs reference(const ConvGeom& g, const Floats& x, const Floats& w, const Flo
 }
 
 // The engine's kernels, with NaN in every output (each must be overwritten) and a guard past
-// the workspace they asked for.
-Outputs fast(const ConvGeom& g, const Floats& x, const Floats& w, const Floats& b,
-             const Floats& dy_in, bool relu, bool want_dx) {
+// the workspace they asked for; x where it is, or (line ≥ 0) copied `line` floats past the
+// start of a 64-byte line, NaN around it.
+Outputs fast(const ConvGeom& g, const Floats& x_in, const Floats& w, const Floats& b,
+             const Floats& dy_in, bool relu, bool want_dx, int line = -1) {
+  cpu::AlignedFloats moved;
+  const float* x = x_in.data();
+  if (line >= 0) {
+    moved.assign(size_t(g.x_size() + 16), kNaN);
+    std::copy(x_in.begin(), x_in.end(), moved.begin() + line);
+    x = moved.data() + line;
+  }
   Outputs o = unwritten(g);
   const int64_t room = cpu::conv_fast_workspace(g);
   cpu::AlignedFloats ws(size_t(room + kGuardFloats), kGuard);
-  cpu::conv_forward_fast(g, x.data(), w.data(), b.data(), relu, o.y.data(), ws.data());
+  cpu::conv_forward_fast(g, x, w.data(), b.data(), relu, o.y.data(), ws.data());
   Floats dy = dy_in;
-  cpu::conv_backward_fast(g, x.data(), relu ? o.y.data() : nullptr, dy.data(), w.data(),
+  cpu::conv_backward_fast(g, x, relu ? o.y.data() : nullptr, dy.data(), w.data(),
                           o.dw.data(), o.db.data(), want_dx ? o.dx.data() : nullptr, ws.data());
   EXPECT_TRUE(std::all_of(ws.begin() + room, ws.end(), [](float v) { return v == kGuard; }))
       << "wrote past its workspace";
@@ -171,6 +192,12 @@ void expect_same_bits(const Floats& got, const Floats& want, const std::string& 
   for (size_t i = 0; i < got.size(); ++i)
     ASSERT_EQ(got[i], want[i]) << what << "[" << i << "]";
 }
+void expect_same_outputs(const Outputs& got, const Outputs& want, bool with_dx) {
+  expect_same_bits(got.y, want.y, "y");
+  expect_same_bits(got.dw, want.dw, "dw");
+  expect_same_bits(got.db, want.db, "db");
+  if (with_dx) expect_same_bits(got.dx, want.dx, "dx");
+}
 
 TEST(EngineConv, ExactOnIntegersEveryShape) {
   Rng rng(1501);
@@ -179,14 +206,10 @@ TEST(EngineConv, ExactOnIntegersEveryShape) {
       for (bool want_dx : {true, false}) {
         SCOPED_TRACE(c.name + (relu ? ", relu" : "") + (want_dx ? "" : ", no dx"));
         const ConvGeom& g = c.g;
-        const Floats x = random_ints(rng, g.x_size(), -3, 3), w = random_ints(rng, g.w_size(), -3, 3),
-                     b = random_ints(rng, g.m, -4, 4), dy = random_ints(rng, g.y_size(), -3, 3);
+        const auto [x, w, b, dy] = int_inputs(rng, g);
         const Outputs want = reference(g, x, w, b, dy, relu, want_dx);
         const Outputs got = fast(g, x, w, b, dy, relu, want_dx);
-        expect_same_bits(got.y, want.y, "y");
-        expect_same_bits(got.dw, want.dw, "dw");
-        expect_same_bits(got.db, want.db, "db");
-        if (want_dx) expect_same_bits(got.dx, want.dx, "dx");
+        expect_same_outputs(got, want, want_dx);
         if (relu) {  // the integers make exact zeros: the mask's edge is exercised
           EXPECT_TRUE(std::count(want.y.begin(), want.y.end(), 0.0f) > 0);
         }
@@ -231,10 +254,7 @@ TEST(EngineConv, Deterministic) {
                b = random_floats(rng, g.m), dy = random_floats(rng, g.y_size());
   const Outputs a = fast(g, x, w, b, dy, true, true);
   const Outputs b2 = fast(g, x, w, b, dy, true, true);
-  expect_same_bits(a.y, b2.y, "y");
-  expect_same_bits(a.dx, b2.dx, "dx");
-  expect_same_bits(a.dw, b2.dw, "dw");
-  expect_same_bits(a.db, b2.db, "db");
+  expect_same_outputs(a, b2, true);
 }
 
 // x anywhere within a 64-byte line (the workspace is aligned, as conv_fast_workspace asks): the
@@ -253,27 +273,11 @@ TEST(EngineConv, ExactAtEveryOffsetInALine) {
   };
   for (const Case& c : shapes) {
     const ConvGeom& g = c.g;
-    const Floats x = random_ints(rng, g.x_size(), -3, 3), w = random_ints(rng, g.w_size(), -3, 3),
-                 b = random_ints(rng, g.m, -4, 4), dy_in = random_ints(rng, g.y_size(), -3, 3);
-    const Outputs want = reference(g, x, w, b, dy_in, true, true);
-    const int64_t room = cpu::conv_fast_workspace(g);
-    for (int at = 0; at < 16; ++at) {
-      SCOPED_TRACE(c.name + ", " + std::to_string(at) + " floats into a line");
-      cpu::AlignedFloats xs(size_t(g.x_size() + 16), kNaN);
-      std::copy(x.begin(), x.end(), xs.begin() + at);
-      cpu::AlignedFloats ws(size_t(room + kGuardFloats), kGuard);
-      Outputs got = unwritten(g);
-      cpu::conv_forward_fast(g, xs.data() + at, w.data(), b.data(), true, got.y.data(),
-                             ws.data());
-      Floats dy = dy_in;
-      cpu::conv_backward_fast(g, xs.data() + at, got.y.data(), dy.data(), w.data(), got.dw.data(),
-                              got.db.data(), got.dx.data(), ws.data());
-      EXPECT_TRUE(std::all_of(ws.begin() + room, ws.end(), [](float v) { return v == kGuard; }))
-          << "wrote past its workspace";
-      expect_same_bits(got.y, want.y, "y");
-      expect_same_bits(got.dw, want.dw, "dw");
-      expect_same_bits(got.db, want.db, "db");
-      expect_same_bits(got.dx, want.dx, "dx");
+    const auto [x, w, b, dy] = int_inputs(rng, g);
+    const Outputs want = reference(g, x, w, b, dy, true, true);
+    for (int line = 0; line < 16; ++line) {
+      SCOPED_TRACE(c.name + ", " + std::to_string(line) + " floats into a line");
+      expect_same_outputs(fast(g, x, w, b, dy, true, true, line), want, true);
     }
   }
 }
@@ -293,9 +297,7 @@ TEST(EngineConv, ReluOfNaNAsTheReference) {
   for (const Case& c : shapes) {
     SCOPED_TRACE(c.name);
     const ConvGeom& g = c.g;
-    Floats x = random_ints(rng, g.x_size(), -3, 3);
-    const Floats w = random_ints(rng, g.w_size(), -3, 3), b = random_ints(rng, g.m, -4, 4),
-                 dy = random_ints(rng, g.y_size(), -3, 3);
+    auto [x, w, b, dy] = int_inputs(rng, g);
     for (int64_t i = 0; i < g.x_size(); i += 37) x[size_t(i)] = kNaN;
     const Outputs want = reference(g, x, w, b, dy, true, false);
     const Outputs got = fast(g, x, w, b, dy, true, false);
