@@ -948,42 +948,48 @@ void direct_dw_any(const ConvGeom& g, const DirectShape& s, const float* map, co
 }
 
 // One image's gradient dy (m planes of p = oh·ow floats) through the ReLU's backward (dy where
-// y > 0; no y: dy itself) in one pass: each filter's sum added to db in mask_and_sum's order,
-// the masked planes kept in `to` (planes `ld` floats apart, may be dy; null: not kept) and
-// transposed as dyt (p rows of dw_filters(g) floats, zeros past m), kLanes × kLanes blocks in
-// registers, a plane's tail one float at a time. One pass where a masking pass and a
-// transposing pass read dy twice, with the same bits: backward without dx (one thread, 16
-// images, alternated three times) of the 3×1 16→16 conv on 56×56 0.521–0.523 ms against
-// 0.530–0.535, of the 1×3 on 54×56 0.489–0.491 against 0.507–0.509; with dx even.
+// y > 0; no y: dy itself): each filter's sum added to db in mask_and_sum's order, the masked
+// planes kept in `to` (planes `ld` floats apart, may be dy; null: not kept) and transposed as
+// dyt (p rows of dw_filters(g) floats, zeros past m), kLanes × kLanes blocks in registers, a
+// plane's tail one float at a time. The same bits as masking the whole image, then
+// transposing it; without dx the masked planes are never written out (one thread, 16 images,
+// alternated three times: the 3×1 16→16 conv on 56×56, backward without dx, 0.528–0.559 ms
+// against 0.547–0.571; the 1×3 on 54×56 0.497–0.504 against 0.522–0.529; with dx, and at 64
+// filters, even).
 void mask_transpose_dy(const ConvGeom& g, const float* y, const float* dy, float* to, int64_t ld,
                        float* dyt, float* db) {
   const int64_t p = plane(g), width = dw_filters(g), whole = p / kLanes * kLanes;
   auto masked = [&](int64_t at) {
     return y ? where_positive(load(y + at), load(dy + at)) : load(dy + at);
   };
+  // A block of kLanes filters kChunk outputs at a time: each filter's run masked on its own
+  // (one stream per array) into `to`, or a buffer when `to` is null, then transposed from there
+  // (at 64 filters, masking and transposing 16 filters' vectors at once ran slower than two
+  // passes: 3×1 64→64 on 56×56, backward 14.8–15.5 against 13.9–14.2 ms).
+  constexpr int64_t kChunk = 256;
+  alignas(64) float buffer[kLanes * kChunk];
   for (int64_t f0 = 0; f0 < width; f0 += kLanes) {
     const int filters = int(std::min<int64_t>(kLanes, g.m - f0));
     Lanes acc[kLanes] = {};
-    auto blocks = [&](auto full) {  // the whole vectors of the plane; full: kLanes filters
-      for (int64_t q = 0; q < whole; q += kLanes) {
-        Lanes r[kLanes];
-        for (int t = 0; t < kLanes; ++t) {
-          if (!full && t >= filters) {
-            r[t] = Lanes{};
-            continue;
-          }
-          r[t] = masked((f0 + t) * p + q);
-          acc[t] += r[t];
-          if (to) store(to + (f0 + t) * ld + q, r[t]);
+    for (int64_t q0 = 0; q0 < whole; q0 += kChunk) {
+      const int64_t n = std::min(whole - q0, kChunk);
+      float* rows = to ? to + f0 * ld + q0 : buffer;  // the chunk's row t at rows + t·rows_ld
+      const int64_t rows_ld = to ? ld : kChunk;
+      for (int t = 0; t < filters; ++t) {
+        Lanes sum = acc[t];
+        for (int64_t q = 0; q < n; q += kLanes) {
+          const Lanes d = masked((f0 + t) * p + q0 + q);
+          sum += d;
+          store(rows + t * rows_ld + q, d);
         }
-        tiles::transpose<kLanes>(r);
-        for (int t = 0; t < kLanes; ++t) store(dyt + (q + t) * width + f0, r[t]);
+        acc[t] = sum;
       }
-    };
-    if (filters == kLanes) {
-      blocks(std::true_type{});
-    } else {
-      blocks(std::false_type{});
+      for (int64_t q = 0; q < n; q += kLanes) {
+        Lanes r[kLanes];
+        for (int t = 0; t < kLanes; ++t) r[t] = t < filters ? load(rows + t * rows_ld + q) : Lanes{};
+        tiles::transpose<kLanes>(r);
+        for (int t = 0; t < kLanes; ++t) store(dyt + (q0 + q + t) * width + f0, r[t]);
+      }
     }
     for (int t = 0; t < kLanes; ++t) {
       float sum = 0.0f;
