@@ -987,7 +987,7 @@ void mask_transpose_dy(const ConvGeom& g, const float* y, const float* dy, float
       for (int64_t q = 0; q < n; q += kLanes) {
         Lanes r[kLanes];
         for (int t = 0; t < kLanes; ++t) r[t] = t < filters ? load(rows + t * rows_ld + q) : Lanes{};
-        tiles::transpose<kLanes>(r);
+        tiles::transpose_inline<kLanes>(r);
         for (int t = 0; t < kLanes; ++t) store(dyt + (q0 + q + t) * width + f0, r[t]);
       }
     }
