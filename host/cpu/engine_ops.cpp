@@ -6,7 +6,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <type_traits>
 
 #include "cpu/aligned.h"
 #include "cpu/cpu_ops.h"
@@ -118,24 +117,34 @@ Lanes even_lanes(Lanes lo, Lanes hi) { return __builtin_shufflevector(lo, hi, 0,
 Lanes odd_lanes(Lanes lo, Lanes hi) { return __builtin_shufflevector(lo, hi, 1, 3, 5, 7); }
 #endif
 
-// to[0..n) = dy where y > 0, else 0 (the ReLU's backward; no y: dy itself, to may be dy),
-// and returns Σ to[0..n) in a fixed order: kLanes running sums, then the lanes and the tail
-// in order.
-float mask_and_sum(const float* y, const float* dy, float* to, int64_t n) {
-  Lanes acc = {};
-  int64_t q = 0;
-  for (; q + kLanes <= n; q += kLanes) {
+// The ReLU's backward, dy where y > 0, else 0 (no y: dy itself), with its sum in a fixed
+// order: kLanes running sums over the whole vectors, then their lanes and the tail in order.
+// mask_vectors: to[0..n) for n a multiple of kLanes (to may be dy), added to the running sums.
+void mask_vectors(const float* y, const float* dy, float* to, int64_t n, Lanes& acc) {
+  Lanes sum = acc;
+  for (int64_t q = 0; q < n; q += kLanes) {
     const Lanes d = y ? where_positive(load(y + q), load(dy + q)) : load(dy + q);
     store(to + q, d);
-    acc += d;
+    sum += d;
   }
+  acc = sum;
+}
+// mask_tail: to[0..n) one float at a time, and the sum: acc's lanes, then those floats.
+float mask_tail(const float* y, const float* dy, float* to, int64_t n, Lanes acc) {
   float sum = 0.0f;
   for (int l = 0; l < kLanes; ++l) sum += acc[l];
-  for (; q < n; ++q) {
+  for (int64_t q = 0; q < n; ++q) {
     to[q] = !y || y[q] > 0.0f ? dy[q] : 0.0f;
     sum += to[q];
   }
   return sum;
+}
+// to[0..n) masked, and returns their sum.
+float mask_and_sum(const float* y, const float* dy, float* to, int64_t n) {
+  Lanes acc = {};
+  const int64_t whole = n / kLanes * kLanes;
+  mask_vectors(y, dy, to, whole, acc);
+  return mask_tail(y ? y + whole : nullptr, dy + whole, to + whole, n - whole, acc);
 }
 
 // dst[0..n) = src[0..n) in whole vectors, which may write up to kLanes − 1 floats past
@@ -959,9 +968,6 @@ void direct_dw_any(const ConvGeom& g, const DirectShape& s, const float* map, co
 void mask_transpose_dy(const ConvGeom& g, const float* y, const float* dy, float* to, int64_t ld,
                        float* dyt, float* db) {
   const int64_t p = plane(g), width = dw_filters(g), whole = p / kLanes * kLanes;
-  auto masked = [&](int64_t at) {
-    return y ? where_positive(load(y + at), load(dy + at)) : load(dy + at);
-  };
   // A block of kLanes filters kChunk outputs at a time: each filter's run masked on its own
   // (one stream per array) into `to`, or a buffer when `to` is null, then transposed from there
   // (at 64 filters, masking and transposing 16 filters' vectors at once ran slower than two
@@ -976,13 +982,8 @@ void mask_transpose_dy(const ConvGeom& g, const float* y, const float* dy, float
       float* rows = to ? to + f0 * ld + q0 : buffer;  // the chunk's row t at rows + t·rows_ld
       const int64_t rows_ld = to ? ld : kChunk;
       for (int t = 0; t < filters; ++t) {
-        Lanes sum = acc[t];
-        for (int64_t q = 0; q < n; q += kLanes) {
-          const Lanes d = masked((f0 + t) * p + q0 + q);
-          sum += d;
-          store(rows + t * rows_ld + q, d);
-        }
-        acc[t] = sum;
+        const int64_t at = (f0 + t) * p + q0;
+        mask_vectors(y ? y + at : nullptr, dy + at, rows + t * rows_ld, n, acc[t]);
       }
       for (int64_t q = 0; q < n; q += kLanes) {
         Lanes r[kLanes];
@@ -991,17 +992,14 @@ void mask_transpose_dy(const ConvGeom& g, const float* y, const float* dy, float
         for (int t = 0; t < kLanes; ++t) store(dyt + (q0 + q + t) * width + f0, r[t]);
       }
     }
-    for (int t = 0; t < kLanes; ++t) {
-      float sum = 0.0f;
-      for (int l = 0; l < kLanes; ++l) sum += acc[t][l];
-      for (int64_t q = whole; q < p; ++q) {
-        const int64_t at = (f0 + t) * p + q;
-        const float d = t < filters && (!y || y[at] > 0.0f) ? dy[at] : 0.0f;
-        if (to && t < filters) to[(f0 + t) * ld + q] = d;
-        dyt[q * width + f0 + t] = d;
-        sum += d;
+    for (int t = 0; t < kLanes; ++t) {  // each plane's last p − whole floats, and db
+      float* tail = t < filters && to ? to + (f0 + t) * ld + whole : buffer;
+      if (t < filters) {
+        const int64_t at = (f0 + t) * p + whole;
+        db[f0 + t] += mask_tail(y ? y + at : nullptr, dy + at, tail, p - whole, acc[t]);
       }
-      if (t < filters) db[f0 + t] += sum;
+      for (int64_t q = whole; q < p; ++q)
+        dyt[q * width + f0 + t] = t < filters ? tail[q - whole] : 0.0f;
     }
   }
 }
